@@ -1,0 +1,43 @@
+# Runtime settings shared by every task. Task configs inherit this file and
+# override what they need (e.g. a detection visualizer and its hook).
+
+# Names in configs resolve in engine_plugins first, then mmdet, then
+# mmengine.
+default_scope = 'engine_plugins'
+
+default_hooks = dict(
+    # Measures iteration and data time; feeds the ETA of the progress line.
+    timer=dict(type='IterTimerHook'),
+    # Console/file/TensorBoard logging every `interval` iterations.
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # Checkpoints are written atomically (see engine_plugins.compat);
+    # `max_keep_ckpts` bounds disk use, `save_last` keeps the resume point.
+    checkpoint=dict(
+        type='CheckpointHook', interval=1, max_keep_ckpts=3, save_last=True),
+    # Re-seeds the distributed sampler each epoch.
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+)
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    # nccl on GPUs; engine_plugins.compat falls back to gloo on CPU.
+    dist_cfg=dict(backend='nccl'),
+)
+
+# Scalars go to work_dir/<timestamp>/vis_data (JSON) and to TensorBoard.
+vis_backends = [
+    dict(type='LocalVisBackend'),
+    dict(type='TensorboardVisBackend'),
+]
+visualizer = dict(
+    type='Visualizer', vis_backends=vis_backends, name='visualizer')
+
+log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
+log_level = 'INFO'
+
+# `load_from`: weights to start from (always a weights_only=True load).
+# `resume`: continue from the latest checkpoint in work_dir (or load_from).
+load_from = None
+resume = False

@@ -1,0 +1,233 @@
+"""Fixes for the pinned stack (torch 2.13, mmengine 0.10.7), applied once
+when ``engine_plugins`` is imported.
+
+Each fix is a small function with a test in ``tests/test_compat.py``:
+
+* :func:`allow_mmengine_checkpoints` — torch >= 2.6 loads with
+  ``weights_only=True``. mmengine checkpoints pickle ``HistoryBuffer``,
+  numpy arrays/scalars and ``getattr(HistoryBuffer, 'min')``-style method
+  references, so ``--resume`` raised ``UnpicklingError``. We allowlist
+  exactly those globals (``getattr`` only on ``HistoryBuffer``) instead of
+  turning ``weights_only`` off: every load, resume and ``load_from`` alike,
+  stays a ``weights_only=True`` load that cannot run code.
+* :func:`explain_checkpoint_errors` — a checkpoint that still holds an
+  unknown global fails with a message naming the file and the global.
+* :func:`atomic_local_writes` — mmengine writes checkpoints with a plain
+  ``open(path, 'wb')``; a kill mid-write left a truncated ``.pth``. Local
+  writes now go to a temporary file that is renamed into place.
+* :func:`enable_cpu_amp` — ``AmpOptimWrapper`` asserts that an accelerator
+  exists. On CPU it now runs bf16 autocast without a loss scaler (bf16 has
+  fp32's exponent range, so scaling buys nothing); fp16 on CPU is refused
+  with a clear message.
+* :func:`enable_cpu_distributed` — the ``pytorch`` launcher path called
+  ``torch.cuda.set_device`` and wrapped CPU models in DDP with
+  ``device_ids=[local_rank]``; both fail without a GPU. On CPU the same path
+  now uses gloo and ``device_ids=None``, so a 2-process CPU run exercises
+  exactly the code that multi-GPU runs use.
+"""
+import os
+import pickle
+import tempfile
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+import torch
+import mmengine.dist.utils as mmengine_dist_utils
+from mmengine.device import (is_cuda_available, is_mlu_available,
+                             is_musa_available, is_npu_available)
+from mmengine.fileio.backends.local_backend import LocalBackend
+from mmengine.logging import print_log
+from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.model import MMDistributedDataParallel
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmengine.runner.checkpoint import CheckpointLoader
+
+_APPLIED = False
+_HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_getattr(obj: Any, name: str) -> Callable:
+    """``getattr`` as the weights-only unpickler sees it.
+
+    ``HistoryBuffer.__getstate__`` pickles its statistics methods as
+    ``getattr(HistoryBuffer, 'mean')``. Only that form is resolved; any
+    other attribute access in a checkpoint is refused.
+    """
+    if obj is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'checkpoint asks for getattr({obj!r}, {name!r}); only '
+        'HistoryBuffer statistics methods are allowed')
+
+
+def _numpy_globals() -> list:
+    multiarray = getattr(np, '_core', None) or np.core
+    dtype_classes = {
+        type(np.dtype(code))
+        for code in np.typecodes['All'] if code not in ('M', 'm')
+    }
+    dtype_classes |= {type(np.dtype('M8[s]')), type(np.dtype('m8[s]'))}
+    return [
+        multiarray.multiarray._reconstruct, multiarray.multiarray.scalar,
+        np.ndarray, np.dtype, *sorted(dtype_classes, key=str)
+    ]
+
+
+def allow_mmengine_checkpoints() -> None:
+    """Allowlist what mmengine checkpoints pickle besides tensors."""
+    torch.serialization.add_safe_globals([
+        HistoryBuffer,
+        *_numpy_globals(),
+        (_history_buffer_getattr, 'builtins.getattr'),
+    ])
+
+
+def explain_checkpoint_errors() -> None:
+    """Re-raise weights-only failures of local loads with the file named."""
+    original = CheckpointLoader._schemes['']
+    if getattr(original, '_engine_plugins', False):
+        return
+
+    def load_from_local(filename: str,
+                        map_location: Optional[Union[str, Callable]] = None):
+        path = os.path.expanduser(filename)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f'checkpoint file not found: {filename}')
+        try:
+            return original(filename, map_location=map_location)
+        except pickle.UnpicklingError as exc:
+            raise pickle.UnpicklingError(
+                f'refused to load checkpoint {filename!r}: it contains a '
+                'Python object outside the weights-only allowlist. '
+                'engine_plugins loads every checkpoint with '
+                'weights_only=True so that a file cannot run code. If you '
+                'trust this file, allowlist the global named below with '
+                'torch.serialization.add_safe_globals([...]) before the '
+                f'run.\n{exc}') from None
+
+    load_from_local._engine_plugins = True
+    # ``CheckpointLoader`` dispatches on prefix; '' is the local loader.
+    CheckpointLoader._schemes[''] = load_from_local
+
+
+def atomic_local_writes() -> None:
+    """Make ``LocalBackend.put`` / ``put_text`` write-then-rename."""
+    if getattr(LocalBackend.put, '_engine_plugins', False):
+        return
+
+    def _atomic_write(data: Union[bytes, str], filepath, mode: str,
+                      encoding: Optional[str] = None) -> None:
+        filepath = os.fspath(filepath)
+        folder = os.path.dirname(os.path.abspath(filepath))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            dir=folder, prefix=f'.{os.path.basename(filepath)}.', suffix='.tmp')
+        try:
+            with os.fdopen(fd, mode, encoding=encoding) as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, filepath)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+    def put(self, obj: bytes, filepath) -> None:
+        _atomic_write(obj, filepath, 'wb')
+
+    def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
+        _atomic_write(obj, filepath, 'w', encoding=encoding)
+
+    put._engine_plugins = put_text._engine_plugins = True
+    put.__doc__ = LocalBackend.put.__doc__
+    put_text.__doc__ = LocalBackend.put_text.__doc__
+    LocalBackend.put = put
+    LocalBackend.put_text = put_text
+
+
+def _has_accelerator() -> bool:
+    return (is_cuda_available() or is_npu_available() or is_mlu_available()
+            or is_musa_available())
+
+
+def enable_cpu_amp() -> None:
+    """Let ``AmpOptimWrapper`` (and subclasses) run bf16 autocast on CPU."""
+    original = AmpOptimWrapper.__init__
+    if getattr(original, '_engine_plugins', False):
+        return
+
+    def __init__(self,
+                 loss_scale: Union[str, float, dict] = 'dynamic',
+                 dtype: Union[str, torch.dtype, None] = None,
+                 use_fsdp: bool = False,
+                 **kwargs) -> None:
+        if _has_accelerator():
+            original(self, loss_scale=loss_scale, dtype=dtype,
+                     use_fsdp=use_fsdp, **kwargs)
+            return
+        if isinstance(dtype, str):
+            dtype = getattr(torch, dtype, dtype)
+        if dtype not in (None, torch.bfloat16):
+            raise ValueError(
+                f'AMP on CPU supports dtype=bfloat16 only, got {dtype}. '
+                "Set optim_wrapper.dtype='bfloat16' (or leave it unset) for "
+                'CPU runs; float16 needs a GPU.')
+        OptimWrapper.__init__(self, **kwargs)
+        self._scale_update_param = None
+        # A disabled scaler is a pass-through: scale() returns the loss,
+        # step() calls optimizer.step(), state_dict() is empty.
+        self.loss_scaler = torch.amp.GradScaler('cpu', enabled=False)
+        self.cast_dtype = torch.bfloat16
+
+    __init__._engine_plugins = True
+    __init__.__doc__ = original.__doc__
+    AmpOptimWrapper.__init__ = __init__
+
+
+def enable_cpu_distributed() -> None:
+    """Make the ``pytorch`` launcher and DDP wrapper work on CPU (gloo)."""
+    original_init_dist = mmengine_dist_utils._init_dist_pytorch
+    if getattr(original_init_dist, '_engine_plugins', False):
+        return
+
+    def _init_dist_pytorch(backend, init_backend='torch', **kwargs) -> None:
+        if _has_accelerator() or init_backend != 'torch':
+            return original_init_dist(backend, init_backend, **kwargs)
+        if backend != 'gloo':
+            print_log(
+                f'no GPU found: using the gloo backend instead of {backend}',
+                logger='current')
+        torch.distributed.init_process_group(backend='gloo', **kwargs)
+
+    _init_dist_pytorch._engine_plugins = True
+    # ``init_dist`` looks the function up in its module at call time.
+    mmengine_dist_utils._init_dist_pytorch = _init_dist_pytorch
+
+    original_ddp_init = MMDistributedDataParallel.__init__
+
+    def ddp_init(self, module, detect_anomalous_params: bool = False,
+                 **kwargs) -> None:
+        first = next(module.parameters(), None)
+        if first is not None and first.device.type == 'cpu':
+            # torch DDP rejects device_ids for CPU modules.
+            kwargs['device_ids'] = None
+            kwargs.pop('output_device', None)
+        original_ddp_init(self, module=module,
+                          detect_anomalous_params=detect_anomalous_params,
+                          **kwargs)
+
+    MMDistributedDataParallel.__init__ = ddp_init
+
+
+def apply_all() -> None:
+    """Apply every fix once per process."""
+    global _APPLIED
+    if _APPLIED:
+        return
+    allow_mmengine_checkpoints()
+    explain_checkpoint_errors()
+    atomic_local_writes()
+    enable_cpu_amp()
+    enable_cpu_distributed()
+    _APPLIED = True

@@ -1,0 +1,65 @@
+"""Config loading for the command-line tools: clear errors for a missing
+file and for ``--cfg-options`` keys that do not exist in the config."""
+import difflib
+import os.path as osp
+from typing import List, Mapping, Optional
+
+from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
+
+
+def _closest(name: str, candidates: List[str]) -> str:
+    match = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f"; did you mean '{match[0]}'?" if match else ''
+
+
+def check_cfg_options(cfg: Config, options: Mapping) -> List[str]:
+    """Name every ``--cfg-options`` key that the config does not have.
+
+    A new key is legal (mmengine adds it), so this warns rather than raises:
+    most typos (``optim_wrapper.optimizer.lrr``) otherwise surface much later
+    as an unexpected-keyword error, or never.
+
+    Returns:
+        The warning messages, one per unknown key.
+    """
+    messages = []
+    for dotted in options:
+        node, walked = cfg, []
+        for part in dotted.split('.'):
+            if isinstance(node, (list, tuple)) and part.isdigit():
+                if int(part) >= len(node):
+                    break
+                node = node[int(part)]
+            elif isinstance(node, (dict, ConfigDict, Config)):
+                if part not in node:
+                    keys = [str(k) for k in node.keys()]
+                    where = '.'.join(walked) or 'the top level'
+                    messages.append(
+                        f"--cfg-options key '{dotted}': '{part}' is not in "
+                        f'{where} of the config (it will be added)'
+                        f'{_closest(part, keys)}')
+                    break
+                node = node[part]
+            else:
+                break
+            walked.append(part)
+    for message in messages:
+        print_log(message, logger='current', level='WARNING')
+    return messages
+
+
+def load_config(path: str, cfg_options: Optional[Mapping] = None) -> Config:
+    """Load ``path``, merge ``cfg_options`` and default the registry scope.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file not found: {path}')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        check_cfg_options(cfg, cfg_options)
+        cfg.merge_from_dict(cfg_options)
+    cfg.setdefault('default_scope', 'engine_plugins')
+    return cfg

@@ -1,0 +1,136 @@
+"""Each stack fix in engine_plugins.compat."""
+import io
+import os
+import pickle
+from unittest import mock
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.fileio.backends.local_backend import LocalBackend
+from mmengine.logging import HistoryBuffer, MessageHub
+from mmengine.optim import AmpOptimWrapper
+from mmengine.runner.checkpoint import _load_checkpoint
+
+import engine_plugins  # noqa: F401
+
+
+class _RunsCode:
+    """Unpickling this calls os.getcwd: stands in for any code."""
+
+    def __reduce__(self):
+        return (os.getcwd, ())
+
+
+class _HistoryBufferGetattrAbuse:
+    """Asks the unpickler for getattr on something other than
+    HistoryBuffer: the builtins module through getattr.__self__."""
+
+    def __reduce__(self):
+        return (getattr, (getattr, '__self__'))
+
+
+def _message_hub_checkpoint(path):
+    hub = MessageHub.get_instance('compat_test_hub')
+    for value in (3.0, 1.0, 2.0):
+        hub.update_scalar('train/loss', value)
+    hub.update_info('iter', 3)
+    torch.save(
+        dict(
+            state_dict=nn.Linear(2, 2).state_dict(),
+            message_hub=hub.state_dict(),
+            meta=dict(iter=3)), path)
+
+
+def test_mmengine_checkpoint_loads_weights_only(tmp_path):
+    path = str(tmp_path / 'ckpt.pth')
+    _message_hub_checkpoint(path)
+    # torch's default is weights_only=True; no flag is passed here.
+    ckpt = torch.load(path)
+    buffer = ckpt['message_hub']['log_scalars']['train/loss']
+    assert isinstance(buffer, HistoryBuffer)
+    assert buffer.mean() == pytest.approx(2.0)
+    assert buffer.min() == 1.0 and buffer.current() == 2.0
+    # and through mmengine's loader, the path Runner.resume uses.
+    assert _load_checkpoint(path)['meta']['iter'] == 3
+
+
+@pytest.mark.parametrize('payload', [_RunsCode(), _HistoryBufferGetattrAbuse()])
+def test_untrusted_objects_are_refused_naming_the_file(tmp_path, payload):
+    path = str(tmp_path / 'evil.pth')
+    torch.save(dict(state_dict={}, extra=payload), path)
+    with pytest.raises(pickle.UnpicklingError, match='evil.pth'):
+        _load_checkpoint(path)
+
+
+def test_plain_weights_file_loads(tmp_path):
+    path = str(tmp_path / 'weights.pth')
+    weights = nn.Linear(3, 1).state_dict()
+    torch.save(weights, path)
+    loaded = _load_checkpoint(path)
+    torch.testing.assert_close(loaded['weight'], weights['weight'])
+
+
+def test_missing_checkpoint_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match='absent.pth'):
+        _load_checkpoint(str(tmp_path / 'absent.pth'))
+
+
+def test_local_writes_are_atomic(tmp_path):
+    path = tmp_path / 'sub' / 'ckpt.pth'
+    backend = LocalBackend()
+    backend.put(b'old', path)
+    assert path.read_bytes() == b'old'
+    # A crash mid-write (here: at fsync) leaves the old file intact and no
+    # temporary file behind.
+    with mock.patch('os.fsync', side_effect=OSError('disk full')):
+        with pytest.raises(OSError, match='disk full'):
+            backend.put(b'new-but-truncated', path)
+    assert path.read_bytes() == b'old'
+    assert os.listdir(path.parent) == ['ckpt.pth']
+    backend.put_text('text', path)
+    assert path.read_text() == 'text'
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU behaviour')
+def test_amp_optim_wrapper_runs_bf16_on_cpu():
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    wrapper = AmpOptimWrapper(
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    assert wrapper.cast_dtype == torch.bfloat16
+    before = model.weight.detach().clone()
+    with wrapper.optim_context(model):
+        out = model(torch.randn(3, 4))
+        assert out.dtype == torch.bfloat16
+        loss = out.float().pow(2).mean()
+    wrapper.update_params(loss)
+    assert not torch.equal(before, model.weight)
+    # The pass-through scaler keeps checkpoints loadable across devices.
+    state = wrapper.state_dict()
+    wrapper.load_state_dict(state)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU behaviour')
+def test_amp_fp16_on_cpu_is_refused_clearly():
+    model = nn.Linear(2, 2)
+    with pytest.raises(ValueError, match='bfloat16'):
+        AmpOptimWrapper(
+            dtype='float16',
+            optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def test_ddp_wrapper_accepts_cpu_module_with_device_ids(tmp_path):
+    from mmengine.model import MMDistributedDataParallel
+    import torch.distributed as dist
+    dist.init_process_group(
+        'gloo', init_method=f'file://{tmp_path}/store', rank=0, world_size=1)
+    try:
+        # The runner passes device_ids=[LOCAL_RANK]; torch rejects that for
+        # CPU modules unless compat drops it.
+        ddp = MMDistributedDataParallel(
+            module=nn.Linear(2, 1), device_ids=[0])
+        assert ddp.device_ids is None
+        assert ddp(torch.ones(1, 2)).shape == (1, 1)
+    finally:
+        dist.destroy_process_group()

@@ -1,0 +1,114 @@
+"""tools/train.py: a run, a resume from its checkpoint, and the errors."""
+import importlib.util
+import os.path as osp
+
+import pytest
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOY_CONFIG = osp.join(REPO, 'tests', 'data', 'configs', 'toy_regression.py')
+
+
+def _load_tool(name: str):
+    spec = importlib.util.spec_from_file_location(
+        f'tool_{name}', osp.join(REPO, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+train_tool = _load_tool('train')
+
+
+def _train(work_dir, *extra):
+    return train_tool.main([TOY_CONFIG, '--work-dir', str(work_dir)] +
+                           list(extra))
+
+
+def _weights(work_dir):
+    return torch.load(osp.join(work_dir, 'weights_rank0.pth'))['state_dict']
+
+
+@pytest.mark.slow
+def test_resume_restores_iteration_and_optimizer_state(tmp_path):
+    from tests.toy_task import ToyProbeHook
+    ToyProbeHook.records.clear()
+
+    # Reference: 8 uninterrupted iterations.
+    _train(tmp_path / 'full')
+    # Interrupted: 4 iterations, then --resume (auto) up to 8.
+    first = _train(tmp_path / 'split',
+                   '--cfg-options', 'train_cfg.max_iters=4')
+    assert first.iter == 4
+    ckpt = torch.load(tmp_path / 'split' / 'iter_4.pth')
+    resumed = _train(tmp_path / 'split', '--resume')
+    assert resumed.iter == 8
+
+    # before_train of the resumed run saw iteration 4 and exactly the
+    # optimizer state (SGD momentum buffers) saved at iteration 4.
+    record = ToyProbeHook.records[-1]
+    assert record['iter'] == 4
+    saved = ckpt['optimizer']['state']
+    restored = record['optimizer']['state']
+    assert saved.keys() == restored.keys() and len(saved) == 4
+    for key in saved:
+        torch.testing.assert_close(restored[key]['momentum_buffer'],
+                                   saved[key]['momentum_buffer'])
+
+    # Same data order and restored momentum => the same final weights as
+    # the uninterrupted run.
+    full, split = _weights(tmp_path / 'full'), _weights(tmp_path / 'split')
+    for key in full:
+        torch.testing.assert_close(split[key], full[key])
+    # ...and training did something: the loss of the last logged window is
+    # below the first one's.
+    hub = resumed.message_hub.get_scalar('train/loss_mse')
+    history = hub.data[0]
+    assert history[-1] < history[0]
+
+
+@pytest.mark.slow
+def test_resume_from_explicit_checkpoint(tmp_path):
+    _train(tmp_path, '--cfg-options', 'train_cfg.max_iters=4')
+    runner = _train(tmp_path / 'other', '--resume',
+                    str(tmp_path / 'iter_4.pth'))
+    assert runner.iter == 8
+
+
+def test_missing_config_and_checkpoint_are_named(tmp_path):
+    missing = str(tmp_path / 'nope.py')
+    with pytest.raises(FileNotFoundError, match='nope.py'):
+        train_tool.build_cfg(train_tool.parse_args([missing]))
+    with pytest.raises(FileNotFoundError, match='gone.pth'):
+        train_tool.build_cfg(
+            train_tool.parse_args(
+                [TOY_CONFIG, '--resume',
+                 str(tmp_path / 'gone.pth')]))
+
+
+def test_amp_and_auto_scale_lr_flags(tmp_path):
+    cfg = train_tool.build_cfg(
+        train_tool.parse_args(
+            [TOY_CONFIG, '--amp', '--work-dir',
+             str(tmp_path)]))
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.loss_scale == 'dynamic'
+    # The toy config has no auto_scale_lr.base_batch_size: say so.
+    with pytest.raises(ValueError, match='base_batch_size'):
+        train_tool.build_cfg(
+            train_tool.parse_args([TOY_CONFIG, '--auto-scale-lr']))
+    cfg = train_tool.build_cfg(
+        train_tool.parse_args([
+            TOY_CONFIG, '--auto-scale-lr', '--cfg-options',
+            'auto_scale_lr.base_batch_size=16'
+        ]))
+    assert cfg.auto_scale_lr.enable is True
+    assert cfg.work_dir.endswith(osp.join('work_dirs', 'toy_regression'))
+
+
+@pytest.mark.slow
+def test_amp_run_on_cpu_uses_bf16(tmp_path):
+    runner = _train(tmp_path, '--amp', '--cfg-options',
+                    'train_cfg.max_iters=2')
+    assert runner.optim_wrapper.cast_dtype == torch.bfloat16
+    assert runner.iter == 2

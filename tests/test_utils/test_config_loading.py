@@ -1,0 +1,56 @@
+"""Config inheritance (two levels), --cfg-options, and key checks."""
+import os.path as osp
+
+import pytest
+from mmengine.config import DictAction
+
+from engine_plugins.utils import check_cfg_options, load_config
+
+DATA = osp.join(osp.dirname(osp.dirname(__file__)), 'data', 'configs',
+                'inherit')
+
+
+def test_two_level_inheritance_overrides_deletes_and_adds():
+    cfg = load_config(osp.join(DATA, 'child.py'))
+    # child overrides a key that base set and parent kept.
+    assert cfg.model.backbone.depth == 18
+    # parent's override of base survives the child.
+    assert cfg.model.neck.out_channels == 128
+    # _delete_ in the child drops base's optimizer keys entirely.
+    assert dict(cfg.optim_wrapper.optimizer) == dict(type='AdamW', lr=1e-4)
+    # keys added at each level.
+    assert cfg.model.head.num_classes == 3
+    assert cfg.experiment_tag == 'child'
+    # untouched base keys are inherited through both levels.
+    assert cfg.model.backbone.frozen_stages == 1
+    assert cfg.train_cfg.max_epochs == 12
+    assert cfg.default_scope == 'engine_plugins'
+
+
+def test_cfg_options_override_a_nested_key():
+    parser = __import__('argparse').ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    args = parser.parse_args([
+        '--cfg-options', 'model.backbone.depth=50',
+        'optim_wrapper.optimizer.lr=0.5'
+    ])
+    cfg = load_config(osp.join(DATA, 'child.py'), args.cfg_options)
+    assert cfg.model.backbone.depth == 50
+    assert cfg.optim_wrapper.optimizer.lr == 0.5
+    assert cfg.model.backbone.frozen_stages == 1
+
+
+def test_unknown_cfg_option_key_is_named_with_closest_match():
+    cfg = load_config(osp.join(DATA, 'child.py'))
+    messages = check_cfg_options(cfg, {
+        'model.backbone.depht': 50,
+        'model.backbone.depth': 50
+    })
+    assert len(messages) == 1
+    assert "'depht' is not in model.backbone" in messages[0]
+    assert "did you mean 'depth'" in messages[0]
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match='absent.py'):
+        load_config(str(tmp_path / 'absent.py'))

@@ -1,0 +1,113 @@
+"""Train a model from a config.
+
+Example:
+    python tools/train.py configs/psalm_yolo_h100.py --amp
+    bash tools/dist_train.sh configs/psalm_yolo_h100.py 8
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+# From a clone, use the clone's package even if another copy is installed.
+_REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if osp.isdir(osp.join(_REPO, 'engine_plugins')):
+    sys.path.insert(0, _REPO)
+
+import engine_plugins  # noqa: E402,F401  (applies the stack fixes)
+from engine_plugins.registry import RUNNERS  # noqa: E402
+from engine_plugins.utils import load_config  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        default=False,
+        help='automatic mixed precision: fp16 (dynamic loss scale) on GPU, '
+        'bf16 on CPU')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the lr linearly with the total batch size, relative to '
+        'auto_scale_lr.base_batch_size in the config')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from CKPT; without CKPT, from the latest checkpoint in '
+        'the work dir')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config keys, e.g. optim_wrapper.optimizer.lr=0.01 '
+        "'train_cfg.max_epochs=3'")
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank (older: --local_rank).
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def build_cfg(args: argparse.Namespace):
+    cfg = load_config(args.config, args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if wrapper == 'OptimWrapper':
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        elif 'Amp' not in wrapper:
+            raise ValueError(
+                f'--amp: do not know the AMP variant of optim_wrapper type '
+                f"'{wrapper}'; set optim_wrapper.type in the config instead")
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise ValueError(
+                '--auto-scale-lr needs auto_scale_lr.base_batch_size in the '
+                f'config {args.config}, e.g. auto_scale_lr = dict('
+                'enable=False, base_batch_size=16)')
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        if not osp.isfile(args.resume):
+            raise FileNotFoundError(
+                f'--resume: checkpoint not found: {args.resume}')
+        cfg.resume = True
+        cfg.load_from = args.resume
+    return cfg
+
+
+def main(argv=None) -> Runner:
+    args = parse_args(argv)
+    cfg = build_cfg(args)
+    if 'runner_type' in cfg:
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+if __name__ == '__main__':
+    main()
