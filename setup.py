@@ -5,7 +5,6 @@ import os
 import os.path as osp
 import shutil
 import sys
-
 from setuptools import setup
 
 MIM_FILES = ('configs', 'tools')

@@ -30,9 +30,9 @@ import pickle
 import tempfile
 from typing import Any, Callable, Optional, Union
 
+import mmengine.dist.utils as mmengine_dist_utils
 import numpy as np
 import torch
-import mmengine.dist.utils as mmengine_dist_utils
 from mmengine.device import (is_cuda_available, is_mlu_available,
                              is_musa_available, is_npu_available)
 from mmengine.fileio.backends.local_backend import LocalBackend
@@ -115,13 +115,17 @@ def atomic_local_writes() -> None:
     if getattr(LocalBackend.put, '_engine_plugins', False):
         return
 
-    def _atomic_write(data: Union[bytes, str], filepath, mode: str,
+    def _atomic_write(data: Union[bytes, str],
+                      filepath,
+                      mode: str,
                       encoding: Optional[str] = None) -> None:
         filepath = os.fspath(filepath)
         folder = os.path.dirname(os.path.abspath(filepath))
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(
-            dir=folder, prefix=f'.{os.path.basename(filepath)}.', suffix='.tmp')
+            dir=folder,
+            prefix=f'.{os.path.basename(filepath)}.',
+            suffix='.tmp')
         try:
             with os.fdopen(fd, mode, encoding=encoding) as f:
                 f.write(data)
@@ -163,8 +167,12 @@ def enable_cpu_amp() -> None:
                  use_fsdp: bool = False,
                  **kwargs) -> None:
         if _has_accelerator():
-            original(self, loss_scale=loss_scale, dtype=dtype,
-                     use_fsdp=use_fsdp, **kwargs)
+            original(
+                self,
+                loss_scale=loss_scale,
+                dtype=dtype,
+                use_fsdp=use_fsdp,
+                **kwargs)
             return
         if isinstance(dtype, str):
             dtype = getattr(torch, dtype, dtype)
@@ -206,16 +214,20 @@ def enable_cpu_distributed() -> None:
 
     original_ddp_init = MMDistributedDataParallel.__init__
 
-    def ddp_init(self, module, detect_anomalous_params: bool = False,
+    def ddp_init(self,
+                 module,
+                 detect_anomalous_params: bool = False,
                  **kwargs) -> None:
         first = next(module.parameters(), None)
         if first is not None and first.device.type == 'cpu':
             # torch DDP rejects device_ids for CPU modules.
             kwargs['device_ids'] = None
             kwargs.pop('output_device', None)
-        original_ddp_init(self, module=module,
-                          detect_anomalous_params=detect_anomalous_params,
-                          **kwargs)
+        original_ddp_init(
+            self,
+            module=module,
+            detect_anomalous_params=detect_anomalous_params,
+            **kwargs)
 
     MMDistributedDataParallel.__init__ = ddp_init
 

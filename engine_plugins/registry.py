@@ -25,8 +25,7 @@ from mmdet.registry import \
 from mmdet.registry import OPTIM_WRAPPERS as MMDET_OPTIM_WRAPPERS
 from mmdet.registry import OPTIMIZERS as MMDET_OPTIMIZERS
 from mmdet.registry import PARAM_SCHEDULERS as MMDET_PARAM_SCHEDULERS
-from mmdet.registry import \
-    RUNNER_CONSTRUCTORS as MMDET_RUNNER_CONSTRUCTORS
+from mmdet.registry import RUNNER_CONSTRUCTORS as MMDET_RUNNER_CONSTRUCTORS
 from mmdet.registry import RUNNERS as MMDET_RUNNERS
 from mmdet.registry import TASK_UTILS as MMDET_TASK_UTILS
 from mmdet.registry import TRANSFORMS as MMDET_TRANSFORMS
@@ -39,7 +38,10 @@ SCOPE = 'engine_plugins'
 
 # Modules of this package that register parts, per registry name. A
 # package is listed here once it exists; tests import every location.
-OWN_LOCATIONS: Dict[str, List[str]] = {}
+OWN_LOCATIONS: Dict[str, List[str]] = {
+    'hook': ['engine_plugins.engine'],
+    'optim_wrapper': ['engine_plugins.engine'],
+}
 
 
 def _child(parent: Registry) -> Registry:

@@ -1,5 +1,4 @@
 """Each stack fix in engine_plugins.compat."""
-import io
 import os
 import pickle
 from unittest import mock
@@ -55,7 +54,8 @@ def test_mmengine_checkpoint_loads_weights_only(tmp_path):
     assert _load_checkpoint(path)['meta']['iter'] == 3
 
 
-@pytest.mark.parametrize('payload', [_RunsCode(), _HistoryBufferGetattrAbuse()])
+@pytest.mark.parametrize(
+    'payload', [_RunsCode(), _HistoryBufferGetattrAbuse()])
 def test_untrusted_objects_are_refused_naming_the_file(tmp_path, payload):
     path = str(tmp_path / 'evil.pth')
     torch.save(dict(state_dict={}, extra=payload), path)
@@ -121,15 +121,14 @@ def test_amp_fp16_on_cpu_is_refused_clearly():
 
 
 def test_ddp_wrapper_accepts_cpu_module_with_device_ids(tmp_path):
-    from mmengine.model import MMDistributedDataParallel
     import torch.distributed as dist
+    from mmengine.model import MMDistributedDataParallel
     dist.init_process_group(
         'gloo', init_method=f'file://{tmp_path}/store', rank=0, world_size=1)
     try:
         # The runner passes device_ids=[LOCAL_RANK]; torch rejects that for
         # CPU modules unless compat drops it.
-        ddp = MMDistributedDataParallel(
-            module=nn.Linear(2, 1), device_ids=[0])
+        ddp = MMDistributedDataParallel(module=nn.Linear(2, 1), device_ids=[0])
         assert ddp.device_ids is None
         assert ddp(torch.ones(1, 2)).shape == (1, 1)
     finally:

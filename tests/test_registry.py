@@ -13,9 +13,11 @@ def test_every_registry_is_a_child_of_mmdets():
     for reg in registry.ALL_REGISTRIES:
         assert reg.scope == 'engine_plugins'
         assert reg.parent.scope == 'mmdet'
-        parent = getattr(mmdet_registry, next(
-            name for name in dir(registry)
-            if getattr(registry, name) is reg))
+        parent = getattr(
+            mmdet_registry,
+            next(
+                name for name in dir(registry)
+                if getattr(registry, name) is reg))
         assert reg.parent is parent
         # mmdet's locations follow ours, so builds import both.
         assert reg._locations[-len(parent._locations):] == list(

@@ -20,7 +20,9 @@ class ToyRegressionDataset(Dataset):
     """``num_samples`` pairs ``(x, y)`` with ``y = x @ w + 0.5``, where
     ``w = [1, -2, 3, ...]``; deterministic for a given ``seed``."""
 
-    def __init__(self, num_samples: int = 64, in_features: int = 4,
+    def __init__(self,
+                 num_samples: int = 64,
+                 in_features: int = 4,
                  seed: int = 0) -> None:
         gen = torch.Generator().manual_seed(seed)
         self.x = torch.randn(num_samples, in_features, generator=gen)
@@ -40,14 +42,18 @@ class ToyRegressionDataset(Dataset):
 class ToyRegressor(BaseModel):
     """MLP regressor with an MSE loss."""
 
-    def __init__(self, in_features: int = 4, hidden: int = 16,
+    def __init__(self,
+                 in_features: int = 4,
+                 hidden: int = 16,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.net = nn.Sequential(
             nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
-    def forward(self, inputs: torch.Tensor,
-                targets: Optional[torch.Tensor] = None, mode: str = 'loss'):
+    def forward(self,
+                inputs: torch.Tensor,
+                targets: Optional[torch.Tensor] = None,
+                mode: str = 'loss'):
         pred = self.net(inputs).squeeze(-1)
         if mode == 'loss':
             return dict(loss_mse=((pred.float() - targets)**2).mean())
@@ -90,6 +96,8 @@ class ToyProbeHook(Hook):
                                                'module') else runner.model
         rank, world_size = get_dist_info()
         torch.save(
-            dict(state_dict=model.state_dict(), world_size=world_size,
-                 iter=runner.iter),
+            dict(
+                state_dict=model.state_dict(),
+                world_size=world_size,
+                iter=runner.iter),
             osp.join(runner.work_dir, f'weights_rank{rank}.pth'))

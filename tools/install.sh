@@ -76,27 +76,21 @@ fi
 # 6. Check: versions, and a loud failure when mmcv.ops is missing.
 "$PYTHON" - <<'PY'
 import sys
+from importlib.metadata import version
 
-import mmcv
-import mmdet
-import mmengine
-import peft
-import pycocotools
-import setuptools
 import torch
 
 try:
-    import mmcv.ops  # noqa: F401
-    from mmcv.ops import nms  # noqa: F401
     import mmcv._ext  # noqa: F401
-except Exception as exc:  # pragma: no cover - install-time check
+    from mmcv.ops import nms  # noqa: F401
+except Exception as exc:  # install-time check
     sys.exit(f'mmcv.ops is NOT usable ({exc!r}); rebuild with '
              'MMCV_FORCE_REBUILD=1 bash tools/install.sh')
-import engine_plugins
+import engine_plugins  # noqa: F401  (imports mmdet, applies stack fixes)
 
-for mod in (torch, mmengine, mmcv, mmdet, peft, pycocotools, setuptools,
-            engine_plugins):
-    print(f'{mod.__name__:>15s} {getattr(mod, "__version__", "?")}')
+for dist in ('torch', 'mmengine', 'mmcv', 'mmdet', 'peft', 'pycocotools',
+             'openmim', 'setuptools', 'engine_plugins'):
+    print(f'{dist:>15s} {version(dist)}')
 print(f'{"mmcv.ops":>15s} OK (compiled ops, '
       f'cuda={torch.cuda.is_available()})')
 PY

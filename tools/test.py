@@ -14,12 +14,13 @@ _REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if osp.isdir(osp.join(_REPO, 'engine_plugins')):
     sys.path.insert(0, _REPO)
 
-import engine_plugins  # noqa: E402,F401  (applies the stack fixes)
-from engine_plugins.registry import RUNNERS  # noqa: E402
-from engine_plugins.utils import load_config  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.evaluator import DumpResults  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+
+import engine_plugins  # noqa: E402,F401  (applies the stack fixes)
+from engine_plugins.registry import RUNNERS  # noqa: E402
+from engine_plugins.utils import load_config  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

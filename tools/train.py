@@ -14,11 +14,13 @@ _REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if osp.isdir(osp.join(_REPO, 'engine_plugins')):
     sys.path.insert(0, _REPO)
 
-import engine_plugins  # noqa: E402,F401  (applies the stack fixes)
-from engine_plugins.registry import RUNNERS  # noqa: E402
-from engine_plugins.utils import load_config  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
+from mmengine.optim import AmpOptimWrapper, OptimWrapper  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+
+import engine_plugins  # noqa: E402,F401  (applies the stack fixes)
+from engine_plugins.registry import OPTIM_WRAPPERS, RUNNERS  # noqa: E402
+from engine_plugins.utils import load_config  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -62,6 +64,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def amp_wrapper_type(name: str) -> str:
+    """The AMP variant of optim wrapper ``name`` (a class may name it in
+    ``amp_variant``)."""
+    wrapper = OPTIM_WRAPPERS.get(name)
+    if wrapper is None:
+        raise KeyError(f'unknown optim_wrapper.type {name!r}')
+    if issubclass(wrapper, AmpOptimWrapper):
+        return name
+    if wrapper is OptimWrapper:
+        return 'AmpOptimWrapper'
+    variant = getattr(wrapper, 'amp_variant', None)
+    if variant is None:
+        raise ValueError(
+            f'--amp: optim_wrapper type {name!r} has no AMP variant; set '
+            'optim_wrapper.type to an AMP wrapper in the config instead')
+    return variant
+
+
 def build_cfg(args: argparse.Namespace):
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
@@ -71,13 +91,8 @@ def build_cfg(args: argparse.Namespace):
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     if args.amp:
-        wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if wrapper == 'OptimWrapper':
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        elif 'Amp' not in wrapper:
-            raise ValueError(
-                f'--amp: do not know the AMP variant of optim_wrapper type '
-                f"'{wrapper}'; set optim_wrapper.type in the config instead")
+        cfg.optim_wrapper.type = amp_wrapper_type(
+            cfg.optim_wrapper.get('type', 'OptimWrapper'))
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):

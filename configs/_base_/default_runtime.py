@@ -17,6 +17,12 @@ default_hooks = dict(
         type='CheckpointHook', interval=1, max_keep_ckpts=3, save_last=True),
     # Re-seeds the distributed sampler each epoch.
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # Loss/gradient checks between backward and step: strict (raise) on
+    # the first 3 iterations, then every 50. Needs optim_wrapper.type
+    # 'GradSanityOptimWrapper' or 'AmpGradSanityOptimWrapper'; disable with
+    # default_hooks=dict(grad_sanity=None).
+    grad_sanity=dict(
+        type='GradSanityHook', strict_iters=3, interval=50, policy='warn'),
 )
 
 env_cfg = dict(

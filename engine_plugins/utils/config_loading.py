@@ -1,6 +1,7 @@
 """Config loading for the command-line tools: clear errors for a missing
 file and for ``--cfg-options`` keys that do not exist in the config."""
 import difflib
+import logging
 import os.path as osp
 from typing import List, Mapping, Optional
 
@@ -45,7 +46,7 @@ def check_cfg_options(cfg: Config, options: Mapping) -> List[str]:
                 break
             walked.append(part)
     for message in messages:
-        print_log(message, logger='current', level='WARNING')
+        print_log(message, logger='current', level=logging.WARNING)
     return messages
 
 

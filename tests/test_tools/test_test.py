@@ -28,8 +28,7 @@ def test_test_tool_evaluates_and_dumps(tmp_path):
     # The toy test set has 32 samples; the metric is their mean squared
     # error, recomputed here from the dumped predictions.
     assert len(preds) == 32
-    mse = sum((float(p['pred']) - float(p['target']))**2
-              for p in preds) / 32
+    mse = sum((float(p['pred']) - float(p['target']))**2 for p in preds) / 32
     assert metrics['toy/mse'] == pytest.approx(mse, rel=1e-5)
 
 
@@ -47,5 +46,6 @@ def test_test_tool_errors_name_the_input(tmp_path):
     with pytest.raises(ValueError, match='visualization'):
         test_tool.build_cfg(
             test_tool.parse_args(
-                [TOY_CONFIG, str(ckpt), '--show-dir',
+                [TOY_CONFIG,
+                 str(ckpt), '--show-dir',
                  str(tmp_path)]))

@@ -21,8 +21,8 @@ train_tool = _load_tool('train')
 
 
 def _train(work_dir, *extra):
-    return train_tool.main([TOY_CONFIG, '--work-dir', str(work_dir)] +
-                           list(extra))
+    return train_tool.main(
+        [TOY_CONFIG, '--work-dir', str(work_dir)] + list(extra))
 
 
 def _weights(work_dir):
@@ -37,8 +37,8 @@ def test_resume_restores_iteration_and_optimizer_state(tmp_path):
     # Reference: 8 uninterrupted iterations.
     _train(tmp_path / 'full')
     # Interrupted: 4 iterations, then --resume (auto) up to 8.
-    first = _train(tmp_path / 'split',
-                   '--cfg-options', 'train_cfg.max_iters=4')
+    first = _train(tmp_path / 'split', '--cfg-options',
+                   'train_cfg.max_iters=4')
     assert first.iter == 4
     ckpt = torch.load(tmp_path / 'split' / 'iter_4.pth')
     resumed = _train(tmp_path / 'split', '--resume')
@@ -91,7 +91,7 @@ def test_amp_and_auto_scale_lr_flags(tmp_path):
         train_tool.parse_args(
             [TOY_CONFIG, '--amp', '--work-dir',
              str(tmp_path)]))
-    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.type == 'AmpGradSanityOptimWrapper'
     assert cfg.optim_wrapper.loss_scale == 'dynamic'
     # The toy config has no auto_scale_lr.base_batch_size: say so.
     with pytest.raises(ValueError, match='base_batch_size'):

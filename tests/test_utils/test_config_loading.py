@@ -6,8 +6,8 @@ from mmengine.config import DictAction
 
 from engine_plugins.utils import check_cfg_options, load_config
 
-DATA = osp.join(osp.dirname(osp.dirname(__file__)), 'data', 'configs',
-                'inherit')
+DATA = osp.join(
+    osp.dirname(osp.dirname(__file__)), 'data', 'configs', 'inherit')
 
 
 def test_two_level_inheritance_overrides_deletes_and_adds():

@@ -8,8 +8,7 @@ test_cfg = dict(type='TestLoop')
 
 param_scheduler = [
     dict(
-        type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
-        end=500),
+        type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
     dict(
         type='MultiStepLR',
         begin=0,
@@ -20,7 +19,7 @@ param_scheduler = [
 ]
 
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='GradSanityOptimWrapper',
     optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=0.0001))
 
 auto_scale_lr = dict(enable=False, base_batch_size=16)

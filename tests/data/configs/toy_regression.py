@@ -25,7 +25,7 @@ train_cfg = dict(type='IterBasedTrainLoop', max_iters=8, val_interval=8)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='GradSanityOptimWrapper',
     optimizer=dict(type='SGD', lr=0.02, momentum=0.9))
 param_scheduler = []
 

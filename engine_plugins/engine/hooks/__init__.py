@@ -1,0 +1,4 @@
+from .fp32_loss_region_hook import FP32LossRegionHook, wrap_in_fp32_region
+from .grad_sanity_hook import GradSanityHook
+
+__all__ = ['FP32LossRegionHook', 'GradSanityHook', 'wrap_in_fp32_region']
