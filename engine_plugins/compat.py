@@ -24,6 +24,9 @@ Each fix is a small function with a test in ``tests/test_compat.py``:
   ``device_ids=[local_rank]``; both fail without a GPU. On CPU the same path
   now uses gloo and ``device_ids=None``, so a 2-process CPU run exercises
   exactly the code that multi-GPU runs use.
+* :func:`explain_build_errors` — a config with an unknown argument or
+  ``type`` fails with the accepted names and the closest match
+  (:mod:`engine_plugins.utils.build_errors`).
 """
 import os
 import pickle
@@ -232,6 +235,29 @@ def enable_cpu_distributed() -> None:
     MMDistributedDataParallel.__init__ = ddp_init
 
 
+def explain_build_errors() -> None:
+    """Route every registry build through ``explained_build_from_cfg``."""
+    import mmdet.registry
+    import mmengine.registry
+    import mmengine.registry.build_functions as build_functions
+    import mmengine.registry.registry as registry_module
+    from mmengine.registry import Registry
+
+    from .utils.build_errors import explain
+    original = build_functions.build_from_cfg
+    if getattr(original, '_engine_plugins', False):
+        return
+    explained = explain(original)
+    # build_model_from_cfg and new registries look the name up here.
+    build_functions.build_from_cfg = explained
+    registry_module.build_from_cfg = explained
+    # Registries made before this point hold the function itself.
+    for module in (mmengine.registry, mmdet.registry):
+        for reg in vars(module).values():
+            if isinstance(reg, Registry) and reg.build_func is original:
+                reg.build_func = explained
+
+
 def apply_all() -> None:
     """Apply every fix once per process."""
     global _APPLIED
@@ -242,4 +268,5 @@ def apply_all() -> None:
     atomic_local_writes()
     enable_cpu_amp()
     enable_cpu_distributed()
+    explain_build_errors()
     _APPLIED = True
