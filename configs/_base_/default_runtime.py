@@ -23,6 +23,9 @@ default_hooks = dict(
     # default_hooks=dict(grad_sanity=None).
     grad_sanity=dict(
         type='GradSanityHook', strict_iters=3, interval=50, policy='warn'),
+    # First-iteration checks of what the model declares: required batch
+    # keys, detection labels/box format, loss start values.
+    preflight=dict(type='PreflightHook', iters=1),
 )
 
 env_cfg = dict(

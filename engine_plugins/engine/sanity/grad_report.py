@@ -28,9 +28,11 @@ def dead_loss_terms(losses: Mapping[str, torch.Tensor]) -> Dict[str, str]:
             if not isinstance(term, torch.Tensor):
                 dead[name] = f'is a {type(term).__name__}, not a tensor'
             elif term.grad_fn is None:
-                dead[name] = ('is a leaf tensor, not computed from the model'
-                              if term.requires_grad else
-                              'is detached from the graph (no grad_fn)')
+                value = f'= {term.detach().float().sum().item():g}'
+                dead[name] = (
+                    f'{value} is a leaf tensor, not computed from the model'
+                    if term.requires_grad else
+                    f'{value} is detached from the graph (no grad_fn)')
             elif not bool(torch.isfinite(term.detach()).all()):
                 dead[name] = f'is non-finite ({term.detach().sum().item()})'
             elif not bool(term.detach().any()):

@@ -81,8 +81,8 @@ def test_leaf_tensor_loss_is_diagnosed_before_backward():
         _step(wrapper, dict(loss_fresh=fresh))
     message = str(err.value)
     assert 'loss check at iteration 1' in message
-    assert 'loss_fresh is a leaf tensor, not computed from the model' in \
-        message
+    assert ('loss_fresh = 1.5 is a leaf tensor, not computed from the '
+            'model') in message
     assert 'No inf checks were recorded' in message
 
 
@@ -98,8 +98,8 @@ def test_detached_term_is_named_even_if_others_train():
     model = _Net()
     wrapper = _wrapper(model)
     out = model.head(torch.ones(1, 4)).sum()
-    with pytest.raises(
-            DeadLossError, match='loss_dfl is detached from the graph'):
+    with pytest.raises(DeadLossError,
+                       match='loss_dfl = [-0-9.e]+ is detached from the'):
         _step(wrapper, dict(loss_cls=out, loss_dfl=out.detach()))
 
 
@@ -225,3 +225,13 @@ def test_fp16_scaler_nan_that_survives_unscaled_rerun_is_a_bug():
     wrapper.record_batch({})
     with pytest.raises(NonFiniteGradError, match='head.weight'):
         _step(wrapper, dict(loss=_nan_grad_loss(model)))
+
+
+def test_detached_loss_is_diagnosed_before_grad_scaler_asserts():
+    model = _Net()
+    wrapper = _fp16_scaler_wrapper(model)
+    detached = model.head(torch.ones(1, 4)).sum().detach()
+    # Without the check GradScaler.step raises "No inf checks were
+    # recorded for this optimizer"; the check fires first and says why.
+    with pytest.raises(DeadLossError, match='loss_cls = .* is detached'):
+        _step(wrapper, dict(loss_cls=detached))

@@ -1,0 +1,82 @@
+"""Preflight checks: batch contract, detection targets, loss start."""
+import pytest
+import torch
+from mmdet.structures import DetDataSample
+from mmengine.structures import InstanceData
+
+from engine_plugins.engine.sanity.preflight import (BatchContractError,
+                                                    LossRangeError,
+                                                    TargetFormatError,
+                                                    check_batch_contract,
+                                                    check_detection_targets,
+                                                    check_loss_start)
+
+
+def _sample(boxes, labels, shape=(64, 96), path='img_7.jpg'):
+    sample = DetDataSample(metainfo=dict(img_shape=shape, img_path=path))
+    sample.gt_instances = InstanceData(
+        bboxes=torch.tensor(boxes, dtype=torch.float32),
+        labels=torch.tensor(labels))
+    return sample
+
+
+def test_batch_contract_missing_empty_and_unused():
+    data = dict(input_ids=torch.ones(2, 5), attention_mask=torch.ones(2, 5))
+    with pytest.raises(BatchContractError) as err:
+        check_batch_contract(data, ('input_ids', 'label_ids'))
+    assert str(err.value).startswith(
+        "the model requires batch keys ['label_ids'] but the batch has only "
+        "['attention_mask', 'input_ids']")
+    data['label_ids'] = torch.zeros(0, 8)
+    with pytest.raises(BatchContractError, match=r'label_ids \(0, 8\)'):
+        check_batch_contract(data, ('input_ids', 'label_ids'))
+    data['label_ids'] = torch.ones(2, 5)
+    assert check_batch_contract(
+        data, ('input_ids', 'label_ids')) == ('attention_mask', )
+    assert check_batch_contract(data, ('input_ids', 'label_ids'),
+                                ('attention_mask', )) == ()
+
+
+def test_label_equal_to_num_classes_is_named_as_background():
+    sample = _sample([[1, 2, 10, 20], [5, 5, 9, 9]], [0, 3])
+    with pytest.raises(TargetFormatError) as err:
+        check_detection_targets([sample], 3, 'xyxy_pixel')
+    assert str(err.value) == (
+        'img_7.jpg, instance 1: label 3 is outside [0, 3) (== num_classes: '
+        'background must be left to the loss, not encoded as a class index)')
+
+
+def test_normalized_boxes_for_a_pixel_loss_and_vice_versa():
+    norm = _sample([[0.1, 0.2, 0.5, 0.6]], [1])
+    with pytest.raises(TargetFormatError, match='look normalized'):
+        check_detection_targets([norm], 3, 'xyxy_pixel')
+    pixels = _sample([[40.0, 30.0, 20.0, 10.0]], [1])
+    with pytest.raises(TargetFormatError, match='looks like pixel'):
+        check_detection_targets([pixels], 3, 'cxcywh_normalized')
+    check_detection_targets([_sample([[0.5, 0.5, 0.2, 0.1]], [2])], 3,
+                            'cxcywh_normalized')
+
+
+def test_inverted_and_outside_boxes():
+    with pytest.raises(TargetFormatError, match='x2 < x1'):
+        check_detection_targets([_sample([[50, 10, 40, 20]], [0])], 3,
+                                'xyxy_pixel')
+    # 96 px wide input; x2 = 120 is outside.
+    with pytest.raises(TargetFormatError, match='outside the 64x96'):
+        check_detection_targets([_sample([[50, 10, 120, 20]], [0])], 3,
+                                'xyxy_pixel')
+    check_detection_targets([_sample([[0, 0, 96, 64]], [2])], 3,
+                            'xyxy_pixel')
+
+
+def test_loss_at_clamp_limit_raises_and_far_out_warns():
+    with pytest.raises(LossRangeError) as err:
+        check_loss_start(dict(loss_dfl=torch.tensor(10.0)),
+                         dict(loss_dfl=(1.0, 4.0)), dict(loss_dfl=10.0))
+    assert str(err.value).startswith(
+        'loss_dfl = 10 sits at its clamp limit 10 on the first iteration; '
+        'it should start near (1.0, 4.0)')
+    far = check_loss_start(
+        dict(loss_cls=torch.tensor(500.0), loss_box=torch.tensor(2.0)),
+        dict(loss_cls=(0.5, 2.0), loss_box=(1.0, 3.0)))
+    assert list(far) == ['loss_cls']
