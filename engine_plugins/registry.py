@@ -41,6 +41,7 @@ SCOPE = 'engine_plugins'
 OWN_LOCATIONS: Dict[str, List[str]] = {
     'hook': ['engine_plugins.engine'],
     'optim_wrapper': ['engine_plugins.engine'],
+    'dataset': ['engine_plugins.datasets'],
 }
 
 

@@ -19,6 +19,9 @@ from mmengine.optim import AmpOptimWrapper, OptimWrapper  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import engine_plugins  # noqa: E402,F401  (applies the stack fixes)
+from engine_plugins.engine.overfit import \
+    RESULT_KEY as OVERFIT_RESULT  # noqa: E402,E501
+from engine_plugins.engine.overfit import make_overfit_config  # noqa: E402
 from engine_plugins.registry import OPTIM_WRAPPERS, RUNNERS  # noqa: E402
 from engine_plugins.utils import load_config  # noqa: E402
 
@@ -56,6 +59,22 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    parser.add_argument(
+        '--overfit-batches',
+        type=int,
+        metavar='N',
+        help='sanity run: train on the first N batches only and report '
+        'whether the loss fell by --overfit-factor (exit code 1 if not)')
+    parser.add_argument(
+        '--overfit-iters',
+        type=int,
+        default=200,
+        help='iterations of the --overfit-batches run (default 200)')
+    parser.add_argument(
+        '--overfit-factor',
+        type=float,
+        default=10.0,
+        help='loss drop required by --overfit-batches (default 10)')
     # torch.distributed.launch passes --local-rank (older: --local_rank).
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -101,6 +120,12 @@ def build_cfg(args: argparse.Namespace):
                 f'config {args.config}, e.g. auto_scale_lr = dict('
                 'enable=False, base_batch_size=16)')
         cfg.auto_scale_lr.enable = True
+    if args.overfit_batches is not None:
+        if args.resume is not None:
+            raise ValueError('--overfit-batches cannot be combined with '
+                             '--resume')
+        cfg = make_overfit_config(cfg, args.overfit_batches,
+                                  args.overfit_iters, args.overfit_factor)
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
@@ -125,4 +150,6 @@ def main(argv=None) -> Runner:
 
 
 if __name__ == '__main__':
-    main()
+    runner = main()
+    if runner.message_hub.get_info(OVERFIT_RESULT) is False:
+        sys.exit(1)

@@ -20,8 +20,8 @@ from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from engine_plugins.registry import OPTIM_WRAPPERS
 from ..sanity.errors import (DeadLossError, NoGradientError,
                              NonFiniteGradError, TooManySkippedStepsError)
-from ..sanity.grad_report import (dead_loss_terms, format_norms, grad_coverage,
-                                  group_grad_norms, nonfinite_grads, summarize)
+from ..sanity.grad_report import (GradNorms, dead_loss_terms, format_norms,
+                                  summarize)
 
 POLICIES = ('raise', 'skip', 'warn')
 
@@ -165,9 +165,9 @@ class GradSanityMixin:
     def _check_grads(self, loss: torch.Tensor, it: int, policy: str,
                      full_check: bool) -> bool:
         """Return False when the step must be skipped."""
-        named = self._named_params()
+        norms = GradNorms(self._named_params(), self._grad_scale())
         where = f'iteration {it + 1}'
-        bad = nonfinite_grads(named)
+        bad = norms.nonfinite()
         if bad and not self._nonfinite_is_bug():
             return True  # loss-scale overflow: GradScaler skips this step
         if bad:
@@ -190,7 +190,7 @@ class GradSanityMixin:
             return True
         if not full_check:
             return True
-        with_grad, trainable, missing = grad_coverage(named)
+        with_grad, trainable, missing = norms.coverage()
         if with_grad == 0 and trainable > 0:
             self._fail(
                 NoGradientError(
@@ -203,11 +203,7 @@ class GradSanityMixin:
                 f'gradients; no grad: {summarize(missing)}',
                 logger='current',
                 level=logging.WARNING)
-        scale = self._grad_scale()
-        self.last_norms = {
-            k: float(v) / scale
-            for k, v in group_grad_norms(named, self.norm_groups).items()
-        }
+        self.last_norms = norms.groups(self.norm_groups)
         self.last_report = format_norms(self.last_norms, ok=True)
         return True
 

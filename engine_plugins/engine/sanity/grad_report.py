@@ -1,4 +1,5 @@
 """Gradient and loss-term reports used by the sanity optim wrappers."""
+import math
 from collections import OrderedDict
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -48,63 +49,69 @@ def _group_of(name: str, groups: Mapping[str, Sequence[str]]) -> str:
     return 'other'
 
 
-def grad_coverage(named_params: NamedParams) -> Tuple[int, int, List[str]]:
-    """Count trainable parameters with a non-None, non-zero gradient.
+class GradNorms:
+    """Per-parameter gradient L2 norms, computed with one host sync.
 
-    Returns:
-        ``(with_grad, trainable, missing_prefixes)``; each prefix reads
-        ``'bbox_head.* (all)'`` or ``'neck.* (3/8)'`` (parameters without a
-        gradient / parameters under that top-level module).
+    Every report below derives from these norms: a norm is NaN if the
+    gradient has a NaN, inf if it has an inf (and no NaN), and 0 exactly
+    when the gradient is all zeros.
+
+    Args:
+        named_params: ``(name, parameter)`` pairs in module order.
+        scale: Divide norms by this (a GradScaler's loss scale).
     """
-    total: Dict[str, int] = OrderedDict()
-    missing: Dict[str, int] = OrderedDict()
-    with_grad = trainable = 0
-    for name, param in named_params:
-        if not param.requires_grad:
-            continue  # frozen by design (peft, frozen stages)
-        trainable += 1
-        prefix = name.split('.')[0]
-        total[prefix] = total.get(prefix, 0) + 1
-        if param.grad is not None and bool(param.grad.detach().any()):
-            with_grad += 1
-        else:
-            missing[prefix] = missing.get(prefix, 0) + 1
-    prefixes = [
-        f'{p}.* (all)' if n == total[p] else f'{p}.* ({n}/{total[p]})'
-        for p, n in missing.items()
-    ]
-    return with_grad, trainable, prefixes
 
+    def __init__(self, named_params: NamedParams, scale: float = 1.0) -> None:
+        trainable = [(n, p) for n, p in named_params if p.requires_grad]
+        self.names = [n for n, _ in trainable]
+        with_grad = [(i, p.grad) for i, (_, p) in enumerate(trainable)
+                     if p.grad is not None]
+        self.norms: List[Optional[float]] = [None] * len(trainable)
+        if with_grad:
+            values = torch.stack(
+                torch._foreach_norm([g for _, g in with_grad])).float()
+            for (i, _), value in zip(with_grad, (values / scale).tolist()):
+                self.norms[i] = value
 
-def nonfinite_grads(named_params: NamedParams, limit: int = 5) -> List[str]:
-    """Names of the first ``limit`` parameters whose grad has NaN/Inf, in
-    module registration order (input side first)."""
-    bad = []
-    for name, param in named_params:
-        grad = param.grad
-        if grad is not None and not bool(torch.isfinite(grad).all()):
-            kind = 'NaN' if bool(torch.isnan(grad).any()) else 'Inf'
-            bad.append(f'{name} ({kind})')
-            if len(bad) >= limit:
-                break
-    return bad
+    def nonfinite(self, limit: int = 5) -> List[str]:
+        """The first ``limit`` parameters with NaN/Inf gradients."""
+        bad = [
+            f"{name} ({'NaN' if math.isnan(v) else 'Inf'})"
+            for name, v in zip(self.names, self.norms)
+            if v is not None and not math.isfinite(v)
+        ]
+        return bad[:limit]
 
+    def coverage(self) -> Tuple[int, int, List[str]]:
+        """``(with_grad, trainable, missing_prefixes)``: parameters with a
+        non-None, non-zero gradient; frozen ones are not counted. Each
+        prefix reads ``'bbox_head.* (all)'`` or ``'neck.* (3/8)'``."""
+        total: Dict[str, int] = OrderedDict()
+        missing: Dict[str, int] = OrderedDict()
+        for name, value in zip(self.names, self.norms):
+            prefix = name.split('.')[0]
+            total[prefix] = total.get(prefix, 0) + 1
+            if not value:  # None or 0.0
+                missing[prefix] = missing.get(prefix, 0) + 1
+        prefixes = [
+            f'{p}.* (all)' if n == total[p] else f'{p}.* ({n}/{total[p]})'
+            for p, n in missing.items()
+        ]
+        return (len(self.names) - sum(missing.values()), len(self.names),
+                prefixes)
 
-def group_grad_norms(
-    named_params: NamedParams,
-    groups: Optional[Mapping[str, Sequence[str]]] = None
-) -> Dict[str, torch.Tensor]:
-    """L2 norm of the gradients of each parameter group (tensors, no host
-    sync)."""
-    groups = DEFAULT_GROUPS if groups is None else groups
-    grads: Dict[str, List[torch.Tensor]] = OrderedDict()
-    for name, param in named_params:
-        if param.grad is not None:
-            grads.setdefault(_group_of(name, groups), []).append(param.grad)
-    return OrderedDict((group,
-                        torch.linalg.vector_norm(
-                            torch.stack(torch._foreach_norm(tensors)).float()))
-                       for group, tensors in grads.items())
+    def groups(
+        self,
+        groups: Optional[Mapping[str, Sequence[str]]] = None
+    ) -> Dict[str, float]:
+        """L2 norm of each group's gradients."""
+        groups = DEFAULT_GROUPS if groups is None else groups
+        squares: Dict[str, float] = OrderedDict()
+        for name, value in zip(self.names, self.norms):
+            if value is not None:
+                group = _group_of(name, groups)
+                squares[group] = squares.get(group, 0.0) + value**2
+        return OrderedDict((k, math.sqrt(v)) for k, v in squares.items())
 
 
 def format_norms(norms: Mapping[str, float], ok: bool) -> str:

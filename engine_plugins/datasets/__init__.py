@@ -1,0 +1,3 @@
+from .first_samples_dataset import FirstSamplesDataset
+
+__all__ = ['FirstSamplesDataset']
