@@ -16,11 +16,9 @@ if osp.isdir(osp.join(_REPO, 'engine_plugins')):
 
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.evaluator import DumpResults  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 
 import engine_plugins  # noqa: E402,F401  (applies the stack fixes)
-from engine_plugins.registry import RUNNERS  # noqa: E402
-from engine_plugins.utils import load_config  # noqa: E402
+from engine_plugins.utils import build_runner, load_config  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -61,13 +59,8 @@ def build_cfg(args: argparse.Namespace):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         raise ValueError(f'--out must end with .pkl or .pickle: {args.out}')
-    cfg = load_config(args.config, args.cfg_options)
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args.config, args.cfg_options, args.work_dir,
+                      args.launcher)
     cfg.load_from = args.checkpoint
     cfg.resume = False
     if args.show_dir:
@@ -83,11 +76,7 @@ def build_cfg(args: argparse.Namespace):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    cfg = build_cfg(args)
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
+    runner = build_runner(build_cfg(args))
     if args.out is not None:
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))

@@ -22,8 +22,8 @@ import engine_plugins  # noqa: E402,F401  (applies the stack fixes)
 from engine_plugins.engine.overfit import \
     RESULT_KEY as OVERFIT_RESULT  # noqa: E402,E501
 from engine_plugins.engine.overfit import make_overfit_config  # noqa: E402
-from engine_plugins.registry import OPTIM_WRAPPERS, RUNNERS  # noqa: E402
-from engine_plugins.utils import load_config  # noqa: E402
+from engine_plugins.registry import OPTIM_WRAPPERS  # noqa: E402
+from engine_plugins.utils import build_runner, load_config  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -102,13 +102,8 @@ def amp_wrapper_type(name: str) -> str:
 
 
 def build_cfg(args: argparse.Namespace):
-    cfg = load_config(args.config, args.cfg_options)
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args.config, args.cfg_options, args.work_dir,
+                      args.launcher)
     if args.amp:
         cfg.optim_wrapper.type = amp_wrapper_type(
             cfg.optim_wrapper.get('type', 'OptimWrapper'))
@@ -140,11 +135,7 @@ def build_cfg(args: argparse.Namespace):
 
 def main(argv=None) -> Runner:
     args = parse_args(argv)
-    cfg = build_cfg(args)
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
+    runner = build_runner(build_cfg(args))
     runner.train()
     return runner
 

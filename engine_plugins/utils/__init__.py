@@ -1,3 +1,3 @@
-from .config_loading import check_cfg_options, load_config
+from .config_loading import build_runner, check_cfg_options, load_config
 
-__all__ = ['check_cfg_options', 'load_config']
+__all__ = ['build_runner', 'check_cfg_options', 'load_config']

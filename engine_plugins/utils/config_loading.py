@@ -1,5 +1,6 @@
 """Config loading for the command-line tools: clear errors for a missing
-file and for ``--cfg-options`` keys that do not exist in the config."""
+file and for ``--cfg-options`` keys that do not exist in the config, and
+the runner built from it."""
 import difflib
 import logging
 import os.path as osp
@@ -7,6 +8,7 @@ from typing import List, Mapping, Optional
 
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
+from mmengine.runner import Runner
 
 
 def _closest(name: str, candidates: List[str]) -> str:
@@ -50,8 +52,13 @@ def check_cfg_options(cfg: Config, options: Mapping) -> List[str]:
     return messages
 
 
-def load_config(path: str, cfg_options: Optional[Mapping] = None) -> Config:
-    """Load ``path``, merge ``cfg_options`` and default the registry scope.
+def load_config(path: str,
+                cfg_options: Optional[Mapping] = None,
+                work_dir: Optional[str] = None,
+                launcher: str = 'none') -> Config:
+    """Load ``path``, merge ``cfg_options`` and set what every tool sets:
+    the registry scope, the launcher, and the work dir (the given one, the
+    config's, or ``./work_dirs/<config name>``).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -63,4 +70,19 @@ def load_config(path: str, cfg_options: Optional[Mapping] = None) -> Config:
         check_cfg_options(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
     cfg.setdefault('default_scope', 'engine_plugins')
+    cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(path))[0])
     return cfg
+
+
+def build_runner(cfg: Config) -> Runner:
+    """``Runner.from_cfg``, or the registered runner named by
+    ``runner_type``."""
+    if 'runner_type' in cfg:
+        from engine_plugins.registry import RUNNERS
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)

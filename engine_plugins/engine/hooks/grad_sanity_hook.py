@@ -96,7 +96,7 @@ class GradSanityHook(Hook):
                           runner,
                           batch_idx: int,
                           data_batch=None) -> None:
-        runner.optim_wrapper.record_batch(data_batch)
+        runner.optim_wrapper.record_batch(data_batch, runner.iter)
 
     def after_train_iter(self,
                          runner,

@@ -64,13 +64,16 @@ class GradSanityMixin:
         self.last_report: Optional[str] = None
         self._losses: Optional[Mapping[str, Any]] = None
         self._batch: Any = None
+        self._runner_iter: Optional[int] = None
 
     # Filled in by GradSanityHook around each iteration.
     def record_losses(self, losses: Mapping[str, Any]) -> None:
         self._losses = losses
 
-    def record_batch(self, data_batch: Any) -> None:
+    def record_batch(self, data_batch: Any,
+                     runner_iter: Optional[int] = None) -> None:
         self._batch = data_batch
+        self._runner_iter = runner_iter
 
     @property
     def sanity_configured(self) -> bool:
@@ -99,14 +102,17 @@ class GradSanityMixin:
                                 and it % self.check_interval == 0)
         policy = 'raise' if strict else self.policy
         self.last_norms = self.last_report = None
+        # Messages count iterations like the progress line (1-based, global
+        # across resumes) when the hook tells us the runner's iteration.
+        step = (self._runner_iter if self._runner_iter is not None else it) + 1
         if full_check:
-            self._check_loss(loss, it, policy)
+            self._check_loss(loss, step, policy)
         self.backward(self.scale_loss(loss))
         if not self.should_update():
             return
         if full_check or policy == 'skip':
-            if not self._check_grads(loss, it, policy, full_check):
-                self._skip_step(it)
+            if not self._check_grads(loss, step, policy, full_check):
+                self._skip_step(step)
                 return
         self.consecutive_skips = 0
         self.step(**(step_kwargs or {}))
@@ -121,7 +127,7 @@ class GradSanityMixin:
             logger='current',
             level=logging.WARNING)
 
-    def _check_loss(self, loss: torch.Tensor, it: int, policy: str) -> None:
+    def _check_loss(self, loss: torch.Tensor, step: int, policy: str) -> None:
         dead = dead_loss_terms(self._losses or {})
         zero = [k for k, v in dead.items() if v == 'zero']
         nonfinite = {k: v for k, v in dead.items() if v.startswith('is non')}
@@ -130,7 +136,7 @@ class GradSanityMixin:
             for k, v in dead.items() if k not in zero and k not in nonfinite
         }
         terms = [k for k in (self._losses or {}) if 'loss' in k]
-        where = f'loss check at iteration {it + 1}'
+        where = f'loss check at iteration {step}'
         if not loss.requires_grad or loss.grad_fn is None or (
                 terms and len(broken) + len(zero) == len(terms)):
             parts = [f'{k} {v}' for k, v in broken.items()]
@@ -162,11 +168,11 @@ class GradSanityMixin:
                 logger='current',
                 level=logging.WARNING)
 
-    def _check_grads(self, loss: torch.Tensor, it: int, policy: str,
+    def _check_grads(self, loss: torch.Tensor, step: int, policy: str,
                      full_check: bool) -> bool:
         """Return False when the step must be skipped."""
         norms = GradNorms(self._named_params(), self._grad_scale())
-        where = f'iteration {it + 1}'
+        where = f'iteration {step}'
         bad = norms.nonfinite()
         if bad and not self._nonfinite_is_bug():
             return True  # loss-scale overflow: GradScaler skips this step
@@ -207,12 +213,12 @@ class GradSanityMixin:
         self.last_report = format_norms(self.last_norms, ok=True)
         return True
 
-    def _skip_step(self, it: int) -> None:
+    def _skip_step(self, step: int) -> None:
         self.zero_grad()
         self.skipped_steps += 1
         self.consecutive_skips += 1
         print_log(
-            f'iteration {it + 1}: non-finite gradients, step skipped '
+            f'iteration {step}: non-finite gradients, step skipped '
             f'({self.consecutive_skips} in a row, {self.skipped_steps} in '
             'total); weights unchanged',
             logger='current',

@@ -102,3 +102,19 @@ def test_toy_run_prints_grad_line(tmp_path, capsys):
     for it in (1, 2, 3):
         assert f'iter {it}: [grad] other=' in logs
     assert 'ok=True' in logs
+
+
+def test_messages_count_iterations_like_the_runner_after_resume():
+    from engine_plugins.engine import DeadLossError
+    model = _Model()
+    wrapper = GradSanityOptimWrapper(
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    runner = _runner(wrapper, model)
+    runner.iter = 41  # resumed: 41 iterations already done
+    hook = GradSanityHook()
+    hook.before_train(runner)
+    hook.before_train_iter(runner, 0, data_batch={})
+    # The first iteration of this process is strict, and is iteration 42.
+    loss, _ = model.parse_losses(dict(loss_a=model.head.weight.sum() * 0))
+    with pytest.raises(DeadLossError, match='loss check at iteration 42:'):
+        wrapper.update_params(loss)
