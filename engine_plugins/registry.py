@@ -42,6 +42,7 @@ OWN_LOCATIONS: Dict[str, List[str]] = {
     'hook': ['engine_plugins.engine'],
     'optim_wrapper': ['engine_plugins.engine'],
     'dataset': ['engine_plugins.datasets'],
+    'task util': ['engine_plugins.task_modules'],
 }
 
 
