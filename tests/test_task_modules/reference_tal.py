@@ -1,5 +1,6 @@
 """A straightforward, loop-per-GT-and-anchor version of YOLOv8's
-task-aligned assignment, to check the batched assigner against."""
+task-aligned assignment, to check the batched assigner against. Also
+returns how many anchors were claimed by several GTs."""
 import torch
 
 from engine_plugins.task_modules import bbox_ciou
@@ -15,6 +16,7 @@ def reference_tal(pred_scores, pred_bboxes, anchor_points, gt_labels,
     scores = torch.zeros(batch, num_anchors, num_classes)
     fg = torch.zeros(batch, num_anchors, dtype=torch.bool)
     gt_idx = torch.zeros(batch, num_anchors, dtype=torch.long)
+    conflicts = 0
     for b in range(batch):
         overlap, align, positive = {}, {}, set()
         for m in range(num_gts):
@@ -38,6 +40,7 @@ def reference_tal(pred_scores, pred_bboxes, anchor_points, gt_labels,
         for a in range(num_anchors):
             claims = [m for m in range(num_gts) if (m, a) in positive]
             if len(claims) > 1:
+                conflicts += 1
                 ious = [overlap.get((m, a), 0.0) for m in range(num_gts)]
                 best = ious.index(max(ious))
                 for m in claims:
@@ -55,4 +58,4 @@ def reference_tal(pred_scores, pred_bboxes, anchor_points, gt_labels,
             bboxes[b, a] = gt_bboxes[b, m]
             scores[b, a, labels[b, a]] = (
                 align[m, a] * max_iou[m] / (max_align[m] + eps))
-    return labels, bboxes, scores, fg, gt_idx
+    return labels, bboxes, scores, fg, gt_idx, conflicts
