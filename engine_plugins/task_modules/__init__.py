@@ -1,5 +1,8 @@
 """Assigners, box coders and overlap metrics."""
 from .assigners import TALTargets, YOLOv8TaskAlignedAssigner
+from .coders import DFLBoxCoder
 from .overlaps import bbox_ciou
 
-__all__ = ['TALTargets', 'YOLOv8TaskAlignedAssigner', 'bbox_ciou']
+__all__ = [
+    'DFLBoxCoder', 'TALTargets', 'YOLOv8TaskAlignedAssigner', 'bbox_ciou'
+]

@@ -1,0 +1,3 @@
+from .dfl_box_coder import DFLBoxCoder
+
+__all__ = ['DFLBoxCoder']
