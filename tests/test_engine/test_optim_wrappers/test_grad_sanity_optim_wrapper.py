@@ -1,6 +1,7 @@
 """GradSanityOptimWrapper / AmpGradSanityOptimWrapper: checks between
 backward and step."""
 import math
+from unittest import mock
 
 import pytest
 import torch
@@ -115,12 +116,23 @@ def test_zero_coverage_reports_modules():
         'backbone.* (all), head.* (all)')
 
 
-def test_frozen_parameters_do_not_count_as_missing(caplog):
+def test_partial_coverage_warns_and_frozen_parameters_do_not_count():
     model = _Net()
+    wrapper = _wrapper(model)
+    target = 'engine_plugins.engine.optim_wrappers.' \
+        'grad_sanity_optim_wrapper.print_log'
+    # backbone unused: reported as missing.
+    with mock.patch(target) as log:
+        _step(wrapper, dict(loss=model.head(torch.ones(1, 4)).sum()))
+    assert log.call_args[0][0] == (
+        'iteration 1: 1/2 parameters have non-zero gradients; no grad: '
+        'backbone.* (all)')
+    # backbone frozen by design: nothing to report.
     model.backbone.weight.requires_grad_(False)
     wrapper = _wrapper(model)
-    _step(wrapper, dict(loss=model.head(torch.ones(1, 4)).sum()))
-    assert 'no grad' not in caplog.text
+    with mock.patch(target) as log:
+        _step(wrapper, dict(loss=model.head(torch.ones(1, 4)).sum()))
+    log.assert_not_called()
 
 
 def _nan_grad_loss(model):
