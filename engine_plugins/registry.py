@@ -43,6 +43,7 @@ OWN_LOCATIONS: Dict[str, List[str]] = {
     'optim_wrapper': ['engine_plugins.engine'],
     'dataset': ['engine_plugins.datasets'],
     'task util': ['engine_plugins.task_modules'],
+    'model': ['engine_plugins.models'],
 }
 
 

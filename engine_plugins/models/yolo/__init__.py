@@ -1,0 +1,3 @@
+from .yolov8_det_loss import YOLOv8DetLoss
+
+__all__ = ['YOLOv8DetLoss']
