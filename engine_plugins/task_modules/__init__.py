@@ -1,8 +1,10 @@
 """Assigners, box coders and overlap metrics."""
+from .anchor_points import make_anchor_points
 from .assigners import TALTargets, YOLOv8TaskAlignedAssigner
 from .coders import DFLBoxCoder
 from .overlaps import bbox_ciou
 
 __all__ = [
-    'DFLBoxCoder', 'TALTargets', 'YOLOv8TaskAlignedAssigner', 'bbox_ciou'
+    'DFLBoxCoder', 'TALTargets', 'YOLOv8TaskAlignedAssigner', 'bbox_ciou',
+    'make_anchor_points'
 ]
