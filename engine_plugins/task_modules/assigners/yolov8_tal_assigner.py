@@ -105,8 +105,10 @@ class YOLOv8TaskAlignedAssigner:
         """
         batch, num_anchors = pred_scores.shape[:2]
         num_gts = gt_bboxes.shape[1]
-        if num_gts == 0 or not bool(pad_mask.any()):
+        if num_gts == 0:
             return self._background(pred_scores, gt_bboxes)
+        # All-padding batches need no special case (and no host sync): no
+        # anchor is a candidate, so every output is background.
         if batch == 1 or batch * num_gts * num_anchors <= self.max_elements:
             return self._assign(pred_scores, pred_bboxes, anchor_points,
                                 gt_labels, gt_bboxes, pad_mask)
