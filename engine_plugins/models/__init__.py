@@ -1,4 +1,8 @@
 """Task models: YOLO (PSALM), RT-DETR, audio LM, RIS DoA."""
-from .yolo import YOLOv8DetLoss
+from .yolo import (PSALMYOLO, PSALMDualHead, PSALMFusion, YOLOv8CSPDarknet,
+                   YOLOv8DetLoss, YOLOv8PAFPN)
 
-__all__ = ['YOLOv8DetLoss']
+__all__ = [
+    'PSALMDualHead', 'PSALMFusion', 'PSALMYOLO', 'YOLOv8CSPDarknet',
+    'YOLOv8DetLoss', 'YOLOv8PAFPN'
+]

@@ -7,6 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.models.losses.gfocal_loss import distribution_focal_loss
 
+from engine_plugins.engine.fp32_region import fp32_region
 from engine_plugins.registry import MODELS, TASK_UTILS
 from engine_plugins.task_modules import DFLBoxCoder, bbox_ciou
 
@@ -21,9 +22,11 @@ class YOLOv8DetLoss(nn.Module):
       weighted by target score;
 
     each divided by ``max(sum of target scores, 1)`` and multiplied by its
-    gain. Boxes and DFL targets are in stride units (DESIGN §4); the
-    assigner sees pixels. Without positives the box terms are an exact 0
-    that stays connected to the graph.
+    gain. Assignment and losses run in an FP32 loss region: under AMP the
+    head's half-precision outputs are widened before any of it. Boxes and
+    DFL targets are in stride units (DESIGN §4); the assigner sees pixels.
+    Without positives the box terms are an exact 0 that stays connected to
+    the graph.
 
     Args:
         num_classes: Number of classes.
@@ -54,6 +57,7 @@ class YOLOv8DetLoss(nn.Module):
         self.box_weight = box_weight
         self.dfl_weight = dfl_weight
 
+    @fp32_region
     def forward(self, cls_logits: torch.Tensor, pred_dist: torch.Tensor,
                 anchor_points: torch.Tensor, strides: torch.Tensor,
                 gt_labels: torch.Tensor, gt_bboxes: torch.Tensor,

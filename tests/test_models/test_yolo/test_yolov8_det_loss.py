@@ -64,3 +64,12 @@ def test_losses_fall_when_optimised():
     last = {k: float(v) for k, v in out.items()}
     for name in first:
         assert last[name] < 0.5 * first[name], (name, first, last)
+
+
+def test_runs_in_an_fp32_region_under_autocast():
+    cls_logits = torch.zeros(1, 2, 2, dtype=torch.bfloat16)
+    pred_dist = torch.zeros(1, 2, 64, dtype=torch.bfloat16)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = _loss(cls_logits, pred_dist)
+    assert all(v.dtype == torch.float32 for v in out.values())
+    assert float(out['loss_dfl']) == pytest.approx(math.log(16) * 1.5)

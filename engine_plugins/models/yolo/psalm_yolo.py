@@ -1,0 +1,76 @@
+"""The PSALM dual-head YOLO detector."""
+from typing import Optional, Tuple
+
+import torch
+from mmdet.models.detectors.base import BaseDetector
+
+from engine_plugins.registry import MODELS
+
+
+@MODELS.register_module()
+class PSALMYOLO(BaseDetector):
+    """Backbone → PAFPN neck → PSALM fusion → dual head.
+
+    Declares the sanity-engine contract: gt boxes are pixel xyxy in the
+    network-input frame, labels in ``[0, num_classes)``.
+
+    Args:
+        backbone, neck, fusion, bbox_head: Configs of the parts. The
+            fusion's prototype count and dimension are passed to the head.
+        data_preprocessor: mmdet ``DetDataPreprocessor`` config.
+
+    Example:
+        >>> model = MODELS.build(dict(
+        ...     type='PSALMYOLO',
+        ...     data_preprocessor=dict(type='DetDataPreprocessor',
+        ...                            mean=[0, 0, 0], std=[255, 255, 255],
+        ...                            bgr_to_rgb=True, pad_size_divisor=32),
+        ...     backbone=dict(type='YOLOv8CSPDarknet', out_indices=(2, 3, 4)),
+        ...     neck=dict(type='YOLOv8PAFPN', in_channels=[64, 128, 256]),
+        ...     fusion=dict(type='PSALMFusion', in_channels=[64, 128, 256],
+        ...                 num_classes=80, embed_dims=64),
+        ...     bbox_head=dict(type='PSALMDualHead',
+        ...                    in_channels=[64, 128, 256],
+        ...                    strides=[8, 16, 32])))
+    """
+
+    box_format = 'xyxy_pixel'
+
+    def __init__(self,
+                 backbone: dict,
+                 neck: dict,
+                 fusion: dict,
+                 bbox_head: dict,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg=None) -> None:
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.neck = MODELS.build(neck)
+        self.fusion = MODELS.build(fusion)
+        self.bbox_head = MODELS.build(
+            bbox_head,
+            default_args=dict(
+                num_classes=self.fusion.num_classes,
+                embed_dims=self.fusion.embed_dims))
+
+    @property
+    def num_classes(self) -> int:
+        return self.fusion.num_classes
+
+    def extract_feat(self, inputs: torch.Tensor):
+        feats, prototypes = self.fusion(self.neck(self.backbone(inputs)))
+        return feats, prototypes
+
+    def loss(self, inputs: torch.Tensor, data_samples) -> dict:
+        return self.bbox_head.loss(*self.extract_feat(inputs), data_samples)
+
+    def predict(self, inputs: torch.Tensor, data_samples,
+                rescale: bool = True):
+        results = self.bbox_head.predict(
+            *self.extract_feat(inputs), data_samples, rescale=rescale)
+        return self.add_pred_to_datasample(data_samples, results)
+
+    def _forward(self, inputs: torch.Tensor,
+                 data_samples=None) -> Tuple[list, list]:
+        return self.bbox_head(*self.extract_feat(inputs))
