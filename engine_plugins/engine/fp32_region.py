@@ -56,9 +56,8 @@ def cast_floating(obj: Any, dtype: torch.dtype = torch.float32) -> Any:
 
 
 def _autocast_enabled() -> bool:
-    return any(
-        torch.is_autocast_enabled(device) for device in ('cpu', 'cuda')
-        if device == 'cpu' or torch.cuda.is_available())
+    return (torch.is_autocast_enabled('cpu')
+            or torch.is_autocast_enabled('cuda'))
 
 
 class fp32_region:  # noqa: N801  (used like a function/decorator)
