@@ -42,6 +42,8 @@ OWN_LOCATIONS: Dict[str, List[str]] = {
     'hook': ['engine_plugins.engine'],
     'optim_wrapper': ['engine_plugins.engine'],
     'dataset': ['engine_plugins.datasets'],
+    'transform': ['engine_plugins.datasets.transforms'],
+    'metric': ['engine_plugins.evaluation'],
     'task util': ['engine_plugins.task_modules'],
     'model': ['engine_plugins.models'],
 }

@@ -1,0 +1,3 @@
+"""Data transforms (registered in ``TRANSFORMS``)."""
+
+__all__ = []

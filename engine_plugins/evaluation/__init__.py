@@ -1,0 +1,3 @@
+"""Metrics: detection evaluation helpers and task metrics."""
+
+__all__ = []
