@@ -16,7 +16,9 @@ class PSALMYOLO(BaseDetector):
 
     Args:
         backbone, neck, fusion, bbox_head: Configs of the parts. The
-            fusion's prototype count and dimension are passed to the head.
+            backbone's output channels and strides (and depth, for the
+            neck) are passed on as defaults, and the fusion's prototype
+            count and dimension to the head.
         data_preprocessor: mmdet ``DetDataPreprocessor`` config.
 
     Example:
@@ -26,12 +28,10 @@ class PSALMYOLO(BaseDetector):
         ...                            mean=[0, 0, 0], std=[255, 255, 255],
         ...                            bgr_to_rgb=True, pad_size_divisor=32),
         ...     backbone=dict(type='YOLOv8CSPDarknet', out_indices=(2, 3, 4)),
-        ...     neck=dict(type='YOLOv8PAFPN', in_channels=[64, 128, 256]),
-        ...     fusion=dict(type='PSALMFusion', in_channels=[64, 128, 256],
-        ...                 num_classes=80, embed_dims=64),
-        ...     bbox_head=dict(type='PSALMDualHead',
-        ...                    in_channels=[64, 128, 256],
-        ...                    strides=[8, 16, 32])))
+        ...     neck=dict(type='YOLOv8PAFPN'),
+        ...     fusion=dict(type='PSALMFusion', num_classes=80,
+        ...                 embed_dims=64),
+        ...     bbox_head=dict(type='PSALMDualHead')))
     """
 
     box_format = 'xyxy_pixel'
@@ -46,13 +46,43 @@ class PSALMYOLO(BaseDetector):
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
-        self.neck = MODELS.build(neck)
-        self.fusion = MODELS.build(fusion)
+        # Widths, depth and strides follow the backbone, so a size variant
+        # or a P3-P5 variant changes the backbone only.
+        channels = list(self.backbone.out_channels)
+        self.neck = MODELS.build(
+            neck,
+            default_args=dict(
+                in_channels=channels,
+                deepen_factor=self.backbone.deepen_factor))
+        self.fusion = MODELS.build(
+            fusion, default_args=dict(in_channels=channels))
         self.bbox_head = MODELS.build(
             bbox_head,
             default_args=dict(
+                in_channels=channels,
+                strides=self.backbone.strides,
                 num_classes=self.fusion.num_classes,
                 embed_dims=self.fusion.embed_dims))
+        self._check_levels(channels)
+
+    def _check_levels(self, channels) -> None:
+        parts = dict(
+            neck=list(self.neck.in_channels),
+            bbox_head=[
+                branch[0].conv.in_channels
+                for branch in self.bbox_head.box_branches
+            ])
+        for name, got in parts.items():
+            if got != channels:
+                raise ValueError(
+                    f'PSALMYOLO: {name}.in_channels={got} does not match the '
+                    f'backbone outputs {channels} (out_indices='
+                    f'{self.backbone.out_indices}); leave in_channels out '
+                    'of the config to follow the backbone')
+        if list(self.bbox_head.strides) != self.backbone.strides:
+            raise ValueError(
+                f'PSALMYOLO: bbox_head.strides={self.bbox_head.strides} do '
+                f'not match the backbone strides {self.backbone.strides}')
 
     @property
     def num_classes(self) -> int:
@@ -65,12 +95,15 @@ class PSALMYOLO(BaseDetector):
     def loss(self, inputs: torch.Tensor, data_samples) -> dict:
         return self.bbox_head.loss(*self.extract_feat(inputs), data_samples)
 
-    def predict(self, inputs: torch.Tensor, data_samples,
+    def predict(self,
+                inputs: torch.Tensor,
+                data_samples,
                 rescale: bool = True):
         results = self.bbox_head.predict(
             *self.extract_feat(inputs), data_samples, rescale=rescale)
         return self.add_pred_to_datasample(data_samples, results)
 
-    def _forward(self, inputs: torch.Tensor,
+    def _forward(self,
+                 inputs: torch.Tensor,
                  data_samples=None) -> Tuple[list, list]:
         return self.bbox_head(*self.extract_feat(inputs))

@@ -49,23 +49,29 @@ class YOLOv8CSPDarknet(BaseModule):
         if not set(out_indices) <= {1, 2, 3, 4}:
             raise ValueError(f'out_indices must be within 1..4, got '
                              f'{out_indices}')
-        self.out_indices = tuple(out_indices)
+        self.out_indices = tuple(sorted(out_indices))
+        self.deepen_factor = deepen_factor
         in_channels = scaled_channels(64, widen_factor, max_channels)
         self.stem = conv(3, in_channels, 3, stride=2)
         self.stages = torch.nn.ModuleList()
-        self.out_channels: List[int] = []
+        stage_channels: List[int] = []
         for i, (channels, blocks) in enumerate(STAGES):
             out = scaled_channels(channels, widen_factor, max_channels)
             layers = [
                 conv(in_channels, out, 3, stride=2),
-                C2f(out, out, max(round(blocks * deepen_factor), 1),
+                C2f(out,
+                    out,
+                    max(round(blocks * deepen_factor), 1),
                     shortcut=True)
             ]
             if i == len(STAGES) - 1:
                 layers.append(SPPF(out, out))
             self.stages.append(torch.nn.Sequential(*layers))
-            self.out_channels.append(out)
+            stage_channels.append(out)
             in_channels = out
+        # What the neck and head need, so a config never repeats them.
+        self.out_channels = [stage_channels[i - 1] for i in self.out_indices]
+        self.strides = [2**(i + 1) for i in self.out_indices]
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         outs = []

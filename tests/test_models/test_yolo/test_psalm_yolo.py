@@ -31,15 +31,13 @@ def tiny_model(num_classes=3, levels=3):
             backbone=dict(
                 type='YOLOv8CSPDarknet',
                 out_indices=tuple(range(5 - levels, 5))),
-            neck=dict(type='YOLOv8PAFPN', in_channels=channels),
+            neck=dict(type='YOLOv8PAFPN'),
             fusion=dict(
-                type='PSALMFusion',
-                in_channels=channels,
-                num_classes=num_classes,
-                embed_dims=32),
-            bbox_head=dict(
-                type='PSALMDualHead', in_channels=channels,
-                strides=strides)))
+                type='PSALMFusion', num_classes=num_classes, embed_dims=32),
+            bbox_head=dict(type='PSALMDualHead')))
+    # The backbone's widths and strides reach every part.
+    assert model.neck.in_channels == channels
+    assert model.bbox_head.strides == strides
     model.init_weights()
     return model
 
@@ -141,3 +139,16 @@ def test_predict_rescales_to_the_original_image():
     # scale_factor 2 and a 32x32 original: boxes are clipped to it
     assert float(pred.bboxes.max()) <= 32.0
     assert torch.all(pred.labels < 3)
+
+
+def test_explicit_channels_that_disagree_with_the_backbone_are_named():
+    init_default_scope('engine_plugins')
+    with pytest.raises(ValueError, match=r'neck.in_channels=\[64, 128\]'):
+        MODELS.build(
+            dict(
+                type='PSALMYOLO',
+                backbone=dict(type='YOLOv8CSPDarknet', out_indices=(2, 3, 4)),
+                neck=dict(type='YOLOv8PAFPN', in_channels=[64, 128]),
+                fusion=dict(type='PSALMFusion', num_classes=2, embed_dims=8,
+                            num_heads=2),
+                bbox_head=dict(type='PSALMDualHead')))
