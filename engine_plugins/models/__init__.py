@@ -1,8 +1,9 @@
 """Task models: YOLO (PSALM), RT-DETR, audio LM, RIS DoA."""
+from .audio import DualFFNAudioLM
 from .yolo import (PSALMYOLO, PSALMDualHead, PSALMFusion, YOLOv8CSPDarknet,
                    YOLOv8DetLoss, YOLOv8PAFPN)
 
 __all__ = [
-    'PSALMDualHead', 'PSALMFusion', 'PSALMYOLO', 'YOLOv8CSPDarknet',
-    'YOLOv8DetLoss', 'YOLOv8PAFPN'
+    'DualFFNAudioLM', 'PSALMDualHead', 'PSALMFusion', 'PSALMYOLO',
+    'YOLOv8CSPDarknet', 'YOLOv8DetLoss', 'YOLOv8PAFPN'
 ]

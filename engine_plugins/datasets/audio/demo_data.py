@@ -1,0 +1,62 @@
+"""A small manifest whose audio codes are a fixed function of the text.
+
+Each sample asks for a short random word; the assistant answers with the
+word and its "audio": ``FRAMES_PER_CHAR`` frames per character, with
+``code[k, t] = (37 * ord(c) + 101 * k + 17 * f) % 1024`` for character
+``c`` and frame ``f`` within it. A model can learn this exactly, so the
+quick start's loss falls and decoding can be checked code for code.
+Every second sample also carries an audio-in prompt (the codes of a fixed
+"reference" word) on the user turn.
+"""
+import json
+import os
+import os.path as osp
+import random
+
+import numpy as np
+
+FRAMES_PER_CHAR = 2
+LETTERS = 'abcdefghij'
+
+
+def word_codes(word: str) -> np.ndarray:
+    """The ``(8, FRAMES_PER_CHAR * len(word))`` codes of ``word``."""
+    k = np.arange(8)[:, None]
+    cols = [(37 * ord(c) + 101 * k + 17 * f) % 1024 for c in word
+            for f in range(FRAMES_PER_CHAR)]
+    return np.concatenate(cols, axis=1).astype(np.int16)
+
+
+def make_audio_demo_data(out_dir: str,
+                         num_samples: int = 16,
+                         seed: int = 0,
+                         min_len: int = 2,
+                         max_len: int = 4) -> str:
+    """Write ``out_dir/train.jsonl`` and ``out_dir/codes/*.npy``.
+
+    Returns:
+        The manifest path.
+    """
+    rng = random.Random(seed)
+    os.makedirs(osp.join(out_dir, 'codes'), exist_ok=True)
+    np.save(osp.join(out_dir, 'codes', 'reference.npy'), word_codes('ab'))
+    lines = []
+    for i in range(num_samples):
+        word = ''.join(
+            rng.choice(LETTERS)
+            for _ in range(rng.randint(min_len, max_len)))
+        name = f'codes/{i:04d}.npy'
+        np.save(osp.join(out_dir, name), word_codes(word))
+        user = dict(role='user', content=f'Say: {word}')
+        if i % 2:
+            user['audio'] = 'codes/reference.npy'
+        lines.append(
+            json.dumps(
+                dict(messages=[
+                    dict(role='system', content='Speak.'), user,
+                    dict(role='assistant', content=word, audio=name)
+                ])))
+    manifest = osp.join(out_dir, 'train.jsonl')
+    with open(manifest, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    return manifest
