@@ -1,3 +1,4 @@
 """Data transforms (registered in ``TRANSFORMS``)."""
+from .letterbox import LetterBox
 
-__all__ = []
+__all__ = ['LetterBox']

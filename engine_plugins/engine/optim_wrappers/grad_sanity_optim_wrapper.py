@@ -70,7 +70,8 @@ class GradSanityMixin:
     def record_losses(self, losses: Mapping[str, Any]) -> None:
         self._losses = losses
 
-    def record_batch(self, data_batch: Any,
+    def record_batch(self,
+                     data_batch: Any,
                      runner_iter: Optional[int] = None) -> None:
         self._batch = data_batch
         self._runner_iter = runner_iter
@@ -196,19 +197,30 @@ class GradSanityMixin:
             return True
         if not full_check:
             return True
-        with_grad, trainable, missing = norms.coverage()
+        with_grad, trainable, no_grad, zero_grad = norms.coverage()
         if with_grad == 0 and trainable > 0:
             self._fail(
                 NoGradientError(
                     f'{where}: 0/{trainable} parameters have non-zero '
-                    f'gradients; no grad: {summarize(missing)}. The loss '
-                    'does not depend on the trainable parameters.'), policy)
-        elif missing:
+                    f'gradients; no grad: {summarize(no_grad + zero_grad)}. '
+                    'The loss does not depend on the trainable parameters.'),
+                policy)
+        elif no_grad:
             print_log(
                 f'{where}: {with_grad}/{trainable} parameters have non-zero '
-                f'gradients; no grad: {summarize(missing)}',
+                f'gradients; no grad: {summarize(no_grad)}' +
+                (f'; zero grad: {summarize(zero_grad)}' if zero_grad else ''),
                 logger='current',
                 level=logging.WARNING)
+        elif zero_grad:
+            # In the graph but nothing flowed: normal for parts without
+            # targets in this batch, so it is information, not a warning.
+            print_log(
+                f'{where}: {with_grad}/{trainable} parameters have non-zero '
+                f'gradients; zero grad: {summarize(zero_grad)} (no targets '
+                'reached them in this batch)',
+                logger='current',
+                level=logging.INFO)
         self.last_norms = norms.groups(self.norm_groups)
         self.last_report = format_norms(self.last_norms, ok=True)
         return True

@@ -82,28 +82,37 @@ class GradNorms:
         ]
         return bad[:limit]
 
-    def coverage(self) -> Tuple[int, int, List[str]]:
-        """``(with_grad, trainable, missing_prefixes)``: parameters with a
-        non-None, non-zero gradient; frozen ones are not counted. Each
+    def coverage(self) -> Tuple[int, int, List[str], List[str]]:
+        """``(with_grad, trainable, no_grad, zero_grad)``: the count of
+        parameters with a non-zero gradient, the trainable count (frozen
+        ones are not counted), and the module prefixes of parameters whose
+        gradient is None (not in the graph) or exactly zero (in the graph,
+        but nothing flowed, e.g. a detection level without positives). Each
         prefix reads ``'bbox_head.* (all)'`` or ``'neck.* (3/8)'``."""
         total: Dict[str, int] = OrderedDict()
-        missing: Dict[str, int] = OrderedDict()
+        none: Dict[str, int] = OrderedDict()
+        zero: Dict[str, int] = OrderedDict()
         for name, value in zip(self.names, self.norms):
             prefix = name.split('.')[0]
             total[prefix] = total.get(prefix, 0) + 1
-            if not value:  # None or 0.0
-                missing[prefix] = missing.get(prefix, 0) + 1
-        prefixes = [
-            f'{p}.* (all)' if n == total[p] else f'{p}.* ({n}/{total[p]})'
-            for p, n in missing.items()
-        ]
-        return (len(self.names) - sum(missing.values()), len(self.names),
-                prefixes)
+            if value is None:
+                none[prefix] = none.get(prefix, 0) + 1
+            elif value == 0.0:
+                zero[prefix] = zero.get(prefix, 0) + 1
+
+        def describe(counts: Dict[str, int]) -> List[str]:
+            return [
+                f'{p}.* (all)' if n == total[p] else f'{p}.* ({n}/{total[p]})'
+                for p, n in counts.items()
+            ]
+
+        with_grad = len(self.names) - sum(none.values()) - sum(zero.values())
+        return with_grad, len(self.names), describe(none), describe(zero)
 
     def groups(
         self,
-        groups: Optional[Mapping[str, Sequence[str]]] = None
-    ) -> Dict[str, float]:
+        groups: Optional[Mapping[str,
+                                 Sequence[str]]] = None) -> Dict[str, float]:
         """L2 norm of each group's gradients."""
         groups = DEFAULT_GROUPS if groups is None else groups
         squares: Dict[str, float] = OrderedDict()

@@ -1,5 +1,6 @@
 """GradSanityOptimWrapper / AmpGradSanityOptimWrapper: checks between
 backward and step."""
+import logging
 import math
 from unittest import mock
 
@@ -127,6 +128,17 @@ def test_partial_coverage_warns_and_frozen_parameters_do_not_count():
     assert log.call_args[0][0] == (
         'iteration 1: 1/2 parameters have non-zero gradients; no grad: '
         'backbone.* (all)')
+    # backbone in the graph but multiplied by zero (a detection level with
+    # no positives): information, not a warning.
+    wrapper = _wrapper(model)
+    feats = model.backbone(torch.ones(1, 3))
+    loss = model.head(torch.ones(1, 4)).sum() + (feats * 0).sum()
+    with mock.patch(target) as log:
+        _step(wrapper, dict(loss=loss))
+    assert log.call_args[0][0] == (
+        'iteration 1: 1/2 parameters have non-zero gradients; zero grad: '
+        'backbone.* (all) (no targets reached them in this batch)')
+    assert log.call_args[1]['level'] == logging.INFO
     # backbone frozen by design: nothing to report.
     model.backbone.weight.requires_grad_(False)
     wrapper = _wrapper(model)

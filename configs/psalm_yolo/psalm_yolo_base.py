@@ -1,0 +1,227 @@
+# PSALM dual-head YOLO on COCO 2017 at 640 px: YOLOv8 CSPDarknet (n size),
+# PAFPN with P2-P5 (strides 4-32), PSALM fusion, dual head with DFL boxes
+# and prototype-similarity classes. Size variants (n, s) and the P3-P5
+# variant change only the backbone: the neck, fusion and head follow its
+# channels and strides.
+_base_ = ['../_base_/default_runtime.py']
+
+# ---- data ------------------------------------------------------------------
+data_root = 'data/coco/'
+dataset_type = 'CocoDataset'
+img_scale = (640, 640)  # (w, h) network input
+backend_args = None
+num_classes = 80
+
+# Mosaic of 4 images (2x img_scale), then a random scale/translate back to
+# img_scale, colour jitter and flip. Images with no boxes are kept: they
+# teach the background.
+train_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(
+        type='CachedMosaic',
+        img_scale=img_scale,
+        pad_val=114.0,
+        max_cached_images=40,
+        random_pop=False),
+    dict(
+        type='RandomAffine',
+        max_rotate_degree=0.0,
+        max_shear_degree=0.0,
+        max_translate_ratio=0.1,
+        scaling_ratio_range=(0.5, 1.5),
+        border=(-img_scale[0] // 2, -img_scale[1] // 2),
+        border_val=(114, 114, 114)),
+    dict(type='YOLOXHSVRandomAug'),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=False),
+    dict(type='PackDetInputs'),
+]
+# The last `close_mosaic_epochs` epochs train on single letterboxed images
+# (CloseMosaicHook below).
+close_mosaic_epochs = 10
+train_pipeline_stage2 = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='LetterBox', scale=img_scale),
+    dict(
+        type='RandomAffine',
+        max_rotate_degree=0.0,
+        max_shear_degree=0.0,
+        max_translate_ratio=0.1,
+        scaling_ratio_range=(0.5, 1.5),
+        border_val=(114, 114, 114)),
+    dict(type='YOLOXHSVRandomAug'),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=False),
+    dict(type='PackDetInputs'),
+]
+# `pad_param` lets the head undo the centred padding before rescaling.
+test_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LetterBox', scale=img_scale),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor', 'pad_param')),
+]
+
+train_dataloader = dict(
+    batch_size=16,
+    num_workers=8,
+    persistent_workers=True,
+    pin_memory=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='annotations/instances_train2017.json',
+        data_prefix=dict(img='train2017/'),
+        filter_cfg=dict(filter_empty_gt=False, min_size=2),
+        pipeline=train_pipeline,
+        backend_args=backend_args))
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=4,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='annotations/instances_val2017.json',
+        data_prefix=dict(img='val2017/'),
+        test_mode=True,
+        pipeline=test_pipeline,
+        backend_args=backend_args))
+test_dataloader = val_dataloader
+
+# mmdet's CocoMetric defaults to maxDets (100, 300, 1000), which makes its
+# "mAP" the AP at 1000 detections; (1, 10, 100) gives the standard COCO AP.
+val_evaluator = dict(
+    type='CocoMetric',
+    ann_file=data_root + 'annotations/instances_val2017.json',
+    metric='bbox',
+    proposal_nums=(1, 10, 100),
+    backend_args=backend_args)
+test_evaluator = val_evaluator
+
+# ---- model -----------------------------------------------------------------
+model = dict(
+    type='PSALMYOLO',
+    data_preprocessor=dict(
+        type='DetDataPreprocessor',
+        mean=[0.0, 0.0, 0.0],
+        std=[255.0, 255.0, 255.0],
+        bgr_to_rgb=True,
+        pad_size_divisor=32),
+    # deepen/widen/max_channels: n (0.33, 0.25, 1024), s (0.33, 0.5, 1024),
+    # m (0.67, 0.75, 768), l (1.0, 1.0, 512), x (1.0, 1.25, 512).
+    # out_indices 1..4 are strides 4, 8, 16, 32: (1, 2, 3, 4) is P2-P5.
+    backbone=dict(
+        type='YOLOv8CSPDarknet',
+        deepen_factor=0.33,
+        widen_factor=0.25,
+        max_channels=1024,
+        out_indices=(1, 2, 3, 4)),
+    neck=dict(type='YOLOv8PAFPN'),
+    # Learnable prototypes; set prototypes_file='protos.pth' (a (K, D)
+    # tensor, e.g. class-name embeddings) to load frozen ones instead.
+    fusion=dict(
+        type='PSALMFusion',
+        num_classes=num_classes,
+        embed_dims=64,
+        num_heads=4,
+        pool_size=3),
+    bbox_head=dict(
+        type='PSALMDualHead',
+        reg_max=16,
+        loss=dict(
+            type='YOLOv8DetLoss',
+            # DESIGN section 6: topk 10, alpha 0.5, beta 6.
+            assigner=dict(
+                type='YOLOv8TaskAlignedAssigner',
+                topk=10,
+                alpha=0.5,
+                beta=6.0),
+            box_weight=7.5,
+            cls_weight=0.5,
+            dfl_weight=1.5),
+        test_cfg=dict(
+            score_thr=0.001,
+            nms=dict(type='nms', iou_threshold=0.7),
+            nms_pre=30000,
+            max_per_img=300)))
+
+# ---- schedule --------------------------------------------------------------
+max_epochs = 300
+train_cfg = dict(
+    type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+
+base_lr = 0.01
+# SGD with Nesterov momentum; no weight decay on norms, biases, the logit
+# scale/bias or the prototypes.
+optim_wrapper = dict(
+    type='GradSanityOptimWrapper',
+    optimizer=dict(
+        type='SGD',
+        lr=base_lr,
+        momentum=0.937,
+        weight_decay=5e-4,
+        nesterov=True),
+    paramwise_cfg=dict(
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
+        custom_keys=dict(
+            logit_=dict(decay_mult=0.0),
+            base_prototypes=dict(decay_mult=0.0))),
+    clip_grad=dict(max_norm=10.0))
+# Warm-up over the first 1000 iterations, then a linear decay to 1% of
+# base_lr at the last epoch.
+param_scheduler = [
+    dict(
+        type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
+        end=1000),
+    dict(
+        type='LinearLR',
+        start_factor=1.0,
+        end_factor=0.01,
+        by_epoch=True,
+        begin=0,
+        end=max_epochs,
+        convert_to_iter_based=True),
+]
+# The lr above is for a total batch of 64; `tools/train.py --auto-scale-lr`
+# rescales it linearly to the actual total batch.
+auto_scale_lr = dict(enable=False, base_batch_size=64)
+
+# EMA of the weights (mmdet's ExpMomentumEMA: the momentum starts high and
+# decays to `momentum`), evaluated and saved alongside the raw weights.
+custom_hooks = [
+    dict(
+        type='EMAHook',
+        ema_type='ExpMomentumEMA',
+        momentum=0.0001,
+        update_buffers=True,
+        strict_load=False,
+        priority=49),
+    dict(
+        type='CloseMosaicHook',
+        num_last_epochs=close_mosaic_epochs,
+        switch_pipeline=train_pipeline_stage2),
+]
+
+default_hooks = dict(
+    checkpoint=dict(interval=10, max_keep_ckpts=3, save_best='auto'),
+    logger=dict(interval=50),
+    visualization=dict(type='DetVisualizationHook'))
+visualizer = dict(
+    type='DetLocalVisualizer',
+    vis_backends=[
+        dict(type='LocalVisBackend'),
+        dict(type='TensorboardVisBackend')
+    ],
+    name='visualizer')

@@ -1,0 +1,118 @@
+# CPU quick-start: PSALM YOLO n (P3-P5) on the demo shapes data (3 classes,
+# written to data/demo_shapes/ on first use, no download) at 256 px.
+#
+#   python tools/train.py configs/psalm_yolo/psalm_yolo_n_shapes_cpu.py
+_base_ = './psalm_yolo_n_p3-p5_coco.py'
+
+data_root = 'data/demo_shapes/'
+dataset_type = 'DemoShapesDataset'
+img_scale = (256, 256)
+num_classes = 3
+# Settings of the generated data (see engine_plugins/datasets/demo_shapes).
+demo_data = dict(num_train=256, num_val=64, seed=0)
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(
+        type='CachedMosaic',
+        img_scale=img_scale,
+        pad_val=114.0,
+        max_cached_images=20,
+        random_pop=False),
+    dict(
+        type='RandomAffine',
+        max_rotate_degree=0.0,
+        max_shear_degree=0.0,
+        max_translate_ratio=0.1,
+        scaling_ratio_range=(0.5, 1.5),
+        border=(-img_scale[0] // 2, -img_scale[1] // 2),
+        border_val=(114, 114, 114)),
+    dict(type='YOLOXHSVRandomAug'),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=False),
+    dict(type='PackDetInputs'),
+]
+close_mosaic_epochs = 5
+train_pipeline_stage2 = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='LetterBox', scale=img_scale),
+    dict(type='YOLOXHSVRandomAug'),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=False),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LetterBox', scale=img_scale),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor', 'pad_param')),
+]
+
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=1,
+    persistent_workers=True,
+    pin_memory=False,
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        generate=demo_data,
+        ann_file='annotations/train.json',
+        data_prefix=dict(img='train/'),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=1,
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        generate=demo_data,
+        ann_file='annotations/val.json',
+        data_prefix=dict(img='val/'),
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/val.json')
+test_evaluator = val_evaluator
+
+model = dict(
+    fusion=dict(num_classes=num_classes, embed_dims=32),
+    bbox_head=dict(test_cfg=dict(max_per_img=100)))
+
+max_epochs = 30
+train_cfg = dict(max_epochs=max_epochs, val_interval=5)
+base_lr = 0.02
+optim_wrapper = dict(optimizer=dict(lr=base_lr))
+param_scheduler = [
+    dict(
+        type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
+        end=100),
+    dict(
+        type='LinearLR',
+        start_factor=1.0,
+        end_factor=0.05,
+        by_epoch=True,
+        begin=0,
+        end=max_epochs,
+        convert_to_iter_based=True),
+]
+custom_hooks = [
+    dict(
+        type='EMAHook',
+        ema_type='ExpMomentumEMA',
+        momentum=0.0002,
+        update_buffers=True,
+        strict_load=False,
+        priority=49),
+    dict(
+        type='CloseMosaicHook',
+        num_last_epochs=close_mosaic_epochs,
+        switch_pipeline=train_pipeline_stage2),
+]
+default_hooks = dict(
+    checkpoint=dict(interval=5, max_keep_ckpts=2),
+    logger=dict(interval=10))
