@@ -9,8 +9,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from engine_plugins.datasets.demo_shapes import (  # noqa: E402
-    DEFAULTS, write_demo_shapes)
+from engine_plugins.datasets.demo_shapes import (DEFAULTS,  # noqa: E402
+                                                 write_demo_shapes)
 
 
 def main(argv=None) -> int:
