@@ -8,6 +8,9 @@ case                     seed  bug
 ZooUndecodedHead         000   raw head maps never decoded: empty preds
 ZooDFLHead               001   DFL targets in absolute pixel coordinates
 ZooAudioLM               002   a signature filter drops label_ids
+DualFFNAudioLM           002   the real audio LM behind seed 002's
+ (zoo_audio_lm_filter_           trainer filter (label_ids, audio_out_ids,
+ collate)                        label_audio_ids dropped)
 ZooQueryDetector         003   pixel boxes fed to a normalized criterion;
                                background encoded as id == num_classes
 ZooCovarianceNet         004   eigh loss on a bf16 covariance
@@ -193,6 +196,18 @@ def zoo_signature_filter_collate(batch: List[dict]) -> dict:
     batch = default_collate(batch)
     return {k: v for k, v in batch.items() if k in ('input_ids',
                                                     'attention_mask')}
+
+
+@FUNCTIONS.register_module()
+def zoo_audio_lm_filter_collate(batch: List[dict]) -> dict:
+    """Seed 002's trainer around the real audio collate: it removes the
+    keys it took for PEFT's ``labels`` before calling the model."""
+    from engine_plugins.datasets.audio import audio_lm_collate
+    return {
+        k: v
+        for k, v in audio_lm_collate(batch).items() if k not in (
+            'label_ids', 'label_audio_ids', 'labels', 'audio_out_ids')
+    }
 
 
 @MODELS.register_module()

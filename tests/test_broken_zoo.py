@@ -108,6 +108,28 @@ def test_seed002_dropped_label_ids(tmp_path):
     assert _losses(runner, 'loss_audio')[0] > 0
 
 
+def test_seed002_real_audio_lm_behind_the_trainer_filter(tmp_path):
+    from engine_plugins.datasets.audio import make_audio_demo_data
+    manifest = make_audio_demo_data(str(tmp_path / 'data'), num_samples=4)
+    data = dict(type='AudioChatDataset', manifest=manifest, repeat=40)
+    model = dict(
+        type='DualFFNAudioLM', audio_out_token_id=260, audio_in_token_id=259)
+    with pytest.raises(BatchContractError) as err:
+        _run(tmp_path / 'broken', model, data,
+             collate='zoo_audio_lm_filter_collate')
+    assert str(err.value) == (
+        "preflight, iteration 1: the model requires batch keys "
+        "['label_ids', 'audio_out_ids', 'label_audio_ids'] but the batch "
+        "has only ['attention_mask', 'audio_in_ids', 'audio_in_ids_start', "
+        "'audio_out_ids_start', 'input_ids']: the data pipeline, collate "
+        'function or a key filter dropped them before the model')
+    runner = _run(tmp_path / 'fixed', model, data, iters=20, lr=5e-3,
+                  collate='audio_lm_collate')
+    _assert_trains(runner, factor=2.0)
+    assert _losses(runner, 'loss_audio')[0] > 0
+    assert _losses(runner, 'loss_text')[0] > 0
+
+
 def test_seed003_pixel_boxes_into_normalized_criterion(tmp_path):
     boxes = dict(type='ZooBoxDataset', as_data_samples=True)
     broken = dict(

@@ -16,7 +16,7 @@ from transformers.models.llama.modeling_llama import (LlamaRMSNorm,
                                                       LlamaRotaryEmbedding)
 
 from .delay_pattern import (AUDIO_VOCAB, NUM_CODEBOOKS, STREAM_BOS, STREAM_EOS,
-                            stream_to_codes)
+                            build_audio_stream, stream_to_codes)
 from .dual_ffn import DualFFNDecoderLayer
 from .merge import TEXT, merge_input_ids_with_audio_features
 
@@ -225,14 +225,17 @@ class DualFFNAudioLMCore(nn.Module):
             audio_out_mask=out_mask)
 
     @torch.no_grad()
-    def generate_audio(self,
-                       prompt_ids: torch.Tensor,
-                       max_frames: int = 256) -> torch.Tensor:
+    def generate_audio(
+            self,
+            prompt_ids: torch.Tensor,
+            max_frames: int = 256,
+            audio_in: Sequence[torch.Tensor] = ()) -> torch.Tensor:
         """Greedy audio continuation of one prompt.
 
         Args:
             prompt_ids: ``(L,)`` text ending with ``<|AUDIO_OUT|>``.
             max_frames: Upper bound on generated frames.
+            audio_in: ``(K, T)`` codes for each ``<|AUDIO|>`` of the prompt.
 
         Returns:
             ``(K, T)`` codes (delay pattern removed). The delay pattern is
@@ -246,9 +249,17 @@ class DualFFNAudioLMCore(nn.Module):
         ones = torch.ones_like(ids)
         stream = ids.new_full((k, 1), STREAM_BOS)
         start = ids.new_zeros(1)
+        audio_in_ids = audio_in_start = None
+        if len(audio_in):
+            streams = [build_audio_stream(c) for c in audio_in]
+            lengths = torch.tensor([s.shape[1] for s in streams])
+            audio_in_ids = torch.cat(streams, 1).to(ids.device)
+            audio_in_start = (torch.cumsum(lengths, 0) -
+                              lengths).to(ids.device)
         for step in range(max_frames + k):
             out = self(ids, ones, audio_out_ids=stream,
-                       audio_out_ids_start=start)
+                       audio_out_ids_start=start, audio_in_ids=audio_in_ids,
+                       audio_in_ids_start=audio_in_start)
             nxt = out['audio_logits'][-1].argmax(-1)
             nxt[step + 1:] = STREAM_BOS  # codebooks not started yet
             ended = torch.cat([nxt.new_zeros(1, dtype=torch.bool),

@@ -1,7 +1,7 @@
 """The registered DualFFN audio LM: losses, LoRA, weights, batch contract.
 """
 import math
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -149,8 +149,9 @@ class DualFFNAudioLM(BaseModel):
     @torch.no_grad()
     def generate_audio(self,
                        prompt_ids: torch.Tensor,
-                       max_frames: int = 256) -> torch.Tensor:
+                       max_frames: int = 256,
+                       audio_in: Sequence[torch.Tensor] = ()) -> torch.Tensor:
         """Greedy audio codes ``(8, T)`` after a prompt ending with
         ``<|AUDIO_OUT|>`` (see :meth:`DualFFNAudioLMCore.generate_audio`).
         """
-        return self.core.generate_audio(prompt_ids, max_frames)
+        return self.core.generate_audio(prompt_ids, max_frames, audio_in)
