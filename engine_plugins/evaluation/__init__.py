@@ -1,3 +1,4 @@
 """Metrics: detection evaluation helpers and task metrics."""
+from .ris import RISDoAMetric
 
-__all__ = []
+__all__ = ['RISDoAMetric']
