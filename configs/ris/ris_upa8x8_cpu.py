@@ -1,0 +1,24 @@
+# CPU quick start: an 8x8 UPA (64 elements), few snapshots, a small MLP.
+# Trains in a few minutes on 2 cores:
+#   python tools/train.py configs/ris/ris_upa8x8_cpu.py
+_base_ = ['./ris_base.py']
+
+geometry = dict(rows=8, cols=8, spacing=0.5, ris_measurements=None)
+num_snapshots = 32
+scene = dict(geometry=geometry, num_sources=(1, 2),
+             num_snapshots=num_snapshots)
+
+train_dataloader = dict(
+    batch_size=64, num_workers=0, persistent_workers=False,
+    dataset=scene)
+val_dataloader = dict(dataset=dict(scene, num_samples=280))
+test_dataloader = dict(dataset=dict(scene, num_samples=280))
+
+val_evaluator = dict(geometry=geometry, num_snapshots=num_snapshots)
+test_evaluator = val_evaluator
+
+model = dict(geometry=geometry, hidden=(512, 512))
+
+train_cfg = dict(max_iters=1500, val_interval=1500)
+default_hooks = dict(
+    logger=dict(interval=100), checkpoint=dict(interval=1500))
