@@ -71,8 +71,10 @@ class HFTokenizer:
             raise KeyError(f'tokenizer {path} lacks the special tokens '
                            f'{missing}; add them (tokenizer.add_tokens) and '
                            'resize the model embeddings')
-        pad = self.special.get('<|pad|>', self.tok.pad_token_id)
-        self.pad_id = pad if pad is not None else self.tok.eos_token_id
+        # Padding is masked out, so any id works when none is defined.
+        candidates = (self.special.get('<|pad|>'), self.tok.pad_token_id,
+                      self.tok.eos_token_id, 0)
+        self.pad_id = next(c for c in candidates if c is not None)
 
     def encode(self, text: str) -> List[int]:
         return self.tok.encode(text, add_special_tokens=False)
