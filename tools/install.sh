@@ -66,7 +66,7 @@ fi
 
 # 5. The rest of the stack, the package and the developer tools.
 pip_install mmdet==3.3.0 "pycocotools>=2.0.9" "peft>=0.21" openmim==0.3.9 \
-    tensorboard pytest flake8 isort yapf
+    "optuna>=4" tensorboard pytest flake8 isort yapf
 if [ "${EDITABLE:-0}" = 1 ]; then
     pip_install --no-build-isolation -e "$ROOT"
 else

@@ -29,12 +29,13 @@ class RISDegenerateNet(RISCovarianceNet):
     top eigenvalue (K=1) of ``L L^H`` is exactly repeated."""
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(
+        # Fixed structure; other arguments (region, stabilization) pass.
+        kwargs.update(
             geometry=GEOMETRY,
             hidden=(8, ),
             rank=2,
-            loss_weights=dict(frobenius=0.0, subspace=1.0),
-            **kwargs)
+            loss_weights=dict(frobenius=0.0, subspace=1.0, music=0.0))
+        super().__init__(**kwargs)
         last = self.net[-1]
         bias = torch.zeros(2, 9, 2)
         bias[0, 0, 0], bias[0, 1, 1] = 1.0, 1.002

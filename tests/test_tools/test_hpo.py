@@ -1,0 +1,117 @@
+"""tools/hpo.py: trials through the Runner, resume from storage, pruning,
+failed trials with the sanity engine's reason, and a trainable best
+config."""
+import importlib.util
+import os.path as osp
+
+import optuna
+import pytest
+
+from engine_plugins.utils import build_runner, load_config
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TINY = """
+_base_ = [{base!r}]
+geometry = dict(rows=3, cols=3, spacing=0.5, ris_measurements=None)
+scene = dict(geometry=geometry, num_sources=1, num_snapshots=16)
+train_dataloader = dict(batch_size=4, num_workers=0,
+                        persistent_workers=False, dataset=scene)
+val_dataloader = dict(batch_size=8, dataset=dict(
+    scene, num_samples=7, cache_dir={cache!r}))
+test_dataloader = val_dataloader
+val_evaluator = dict(geometry=geometry, num_snapshots=16, decode=False)
+test_evaluator = val_evaluator
+model = dict(geometry=geometry, hidden=(16, ))
+train_cfg = dict(max_iters=100, val_interval=2)
+default_hooks = dict(logger=dict(interval=1))
+visualizer = dict(vis_backends=[dict(type='LocalVisBackend')])
+"""
+
+
+def _load_tool(name):
+    spec = importlib.util.spec_from_file_location(
+        f'tool_{name}', osp.join(REPO, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+hpo = _load_tool('hpo')
+
+
+def _tiny_config(tmp_path, extra=''):
+    path = tmp_path / 'tiny_ris.py'
+    path.write_text(
+        TINY.format(
+            base=osp.join(REPO, 'configs', 'ris', 'ris_upa8x8_cpu.py'),
+            cache=str(tmp_path / 'cache')) + extra)
+    return str(path)
+
+
+@pytest.mark.slow
+def test_study_runs_resumes_and_writes_trainable_best_config(tmp_path):
+    config = _tiny_config(tmp_path)
+    storage = f'sqlite:///{tmp_path}/hpo.db'
+    args = [
+        config, '--n-trials', '2', '--epochs-per-trial', '2', '--space',
+        'narrow', '--storage', storage, '--work-dir',
+        str(tmp_path / 'hpo')
+    ]
+    study = hpo.main(args)
+    assert [t.state.name for t in study.trials] == ['COMPLETE', 'COMPLETE']
+    # Two validations per trial (iterations 2 and 4), each reported.
+    assert all(sorted(t.intermediate_values) == [2, 4] for t in study.trials)
+    assert all(t.value == t.intermediate_values[4] for t in study.trials)
+    # Resume: the study has 2 finished trials, so --n-trials 3 adds one.
+    args[2] = '3'
+    study = hpo.main(args)
+    assert len(study.trials) == 3
+    assert study.trials[2].state.name == 'COMPLETE'
+
+    best = tmp_path / 'hpo' / 'best_config.py'
+    cfg = load_config(str(best), work_dir=str(tmp_path / 'retrain'))
+    lr = study.best_trial.params['lr']
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(lr)
+    assert cfg.train_cfg.max_iters == 100  # the full schedule, not a trial's
+    cfg.train_cfg.update(max_iters=1, val_interval=1)
+    cfg.default_hooks.checkpoint = None
+    cfg.experiment_name = 'hpo_best_retrain'
+    runner = build_runner(cfg)
+    runner.train()
+    assert runner.iter == 1
+
+
+@pytest.mark.slow
+def test_pruned_on_intermediate_validation_loss(tmp_path):
+    study = hpo.run_study(
+        _tiny_config(tmp_path),
+        n_trials=1,
+        epochs=3,
+        work_dir=str(tmp_path / 'hpo'),
+        pruner=optuna.pruners.ThresholdPruner(upper=0.0))
+    trial = study.trials[0]
+    assert trial.state.name == 'PRUNED'
+    assert list(trial.intermediate_values) == [2]  # stopped at the first
+
+
+@pytest.mark.slow
+def test_nonfinite_gradients_fail_the_trial_with_the_reason(tmp_path):
+    import tests.test_models.test_ris.test_ris_training  # noqa: F401
+    broken = """
+model = dict(_delete_=True, type='RISDegenerateNet', fp32_loss_region=False,
+             stabilize=False)
+optim_wrapper = dict(type='AmpGradSanityOptimWrapper', dtype='bfloat16')
+"""
+    study = hpo.run_study(
+        _tiny_config(tmp_path, broken),
+        n_trials=1,
+        epochs=2,
+        work_dir=str(tmp_path / 'hpo'))
+    trial = study.trials[0]
+    assert trial.state.name == 'FAIL'
+    assert trial.value is None  # no penalty score
+    assert trial.user_attrs['fail_reason'].startswith(
+        'NonFiniteGradError: non-finite gradients at iteration 1 with a '
+        'finite loss')
+    with pytest.raises(ValueError):
+        study.best_trial  # nothing completed: nothing to write

@@ -1,0 +1,261 @@
+"""Hyper-parameter search with Optuna, through the normal Runner.
+
+Each trial samples config overrides from a search space, trains for
+``--epochs-per-trial`` "epochs" of ``--iters-per-epoch`` iterations
+(default: the config's ``val_interval``) and validates after each. The
+validation loss (``--monitor``, default ``ris/val_loss``) is reported to
+the trial, and Optuna's median pruner stops unpromising trials. A trial
+stopped by the sanity engine (non-finite loss or gradients, dead losses)
+or ending with a non-finite validation loss is marked FAIL with the
+reason in its ``fail_reason`` user attribute; it is never scored with a
+penalty value. With ``--storage`` the study is resumed: only the trials
+still missing up to ``--n-trials`` are run. The best trial's config is
+written as a file that ``tools/train.py`` trains directly.
+
+Example:
+    python tools/hpo.py configs/ris/ris_upa8x8_cpu.py --n-trials 20 \
+        --epochs-per-trial 3 --space narrow --storage sqlite:///hpo.db
+"""
+import argparse
+import copy
+import math
+import os
+import os.path as osp
+import sys
+import time
+from typing import Callable, Dict, Optional
+
+# From a clone, use the clone's package even if another copy is installed.
+_REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if osp.isdir(osp.join(_REPO, 'engine_plugins')):
+    sys.path.insert(0, _REPO)
+
+import optuna  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.hooks import Hook  # noqa: E402
+
+import engine_plugins  # noqa: E402,F401  (applies the stack fixes)
+from engine_plugins.engine.sanity.errors import \
+    TrainingSanityError  # noqa: E402
+from engine_plugins.utils import build_runner, load_config  # noqa: E402
+
+FINISHED = (optuna.trial.TrialState.COMPLETE,
+            optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+
+
+def narrow_space(trial: optuna.Trial) -> Dict:
+    """Around the defaults: learning rate and loss weights."""
+    return {
+        'optim_wrapper.optimizer.lr':
+        trial.suggest_float('lr', 3e-4, 3e-3, log=True),
+        'model.loss_weights.subspace':
+        trial.suggest_float('w_subspace', 0.5, 2.0),
+        'model.loss_weights.music':
+        trial.suggest_float('w_music', 0.0, 1.0),
+    }
+
+
+def wide_space(trial: optuna.Trial) -> Dict:
+    """Also the network size, weight decay and the eigh regularization."""
+    width = trial.suggest_categorical('width', [256, 512, 1024])
+    depth = trial.suggest_int('depth', 1, 3)
+    return {
+        'optim_wrapper.optimizer.lr':
+        trial.suggest_float('lr', 1e-4, 1e-2, log=True),
+        'optim_wrapper.optimizer.weight_decay':
+        trial.suggest_float('weight_decay', 1e-6, 1e-2, log=True),
+        'model.hidden': (width, ) * depth,
+        'model.loss_weights.frobenius':
+        trial.suggest_float('w_frobenius', 0.1, 2.0),
+        'model.loss_weights.subspace':
+        trial.suggest_float('w_subspace', 0.0, 2.0),
+        'model.loss_weights.music':
+        trial.suggest_float('w_music', 0.0, 2.0),
+        'model.gap_eps':
+        trial.suggest_float('gap_eps', 1e-6, 1e-3, log=True),
+    }
+
+
+SPACES: Dict[str, Callable[[optuna.Trial], Dict]] = dict(
+    narrow=narrow_space, wide=wide_space)
+
+
+class OptunaReportHook(Hook):
+    """Report the monitored validation metric to an Optuna trial after each
+    validation (``after_val_epoch``) and stop the run, by raising
+    ``optuna.TrialPruned``, when the pruner says so. Built per trial by
+    this tool (it holds the live trial), so it is not registered.
+
+    Args:
+        trial: The running trial.
+        monitor: Metric key, e.g. ``'ris/val_loss'``.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self, trial: optuna.Trial, monitor: str) -> None:
+        self.trial, self.monitor = trial, monitor
+        self.last: Optional[float] = None
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        if not metrics or self.monitor not in metrics:
+            raise KeyError(f'--monitor {self.monitor!r} is not among the '
+                           f'validation metrics {sorted(metrics or {})}')
+        value = float(metrics[self.monitor])
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f'validation {self.monitor} = {value} at iteration '
+                f'{runner.iter}')
+        self.last = value
+        self.trial.report(value, runner.iter)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(
+                f'{self.monitor} = {value:.4g} at iteration {runner.iter}')
+
+
+def trial_config(base: Config, overrides: Dict, work_dir: str, epochs: int,
+                 iters_per_epoch: int) -> Config:
+    """The base config with the sampled overrides and a short schedule;
+    the sanity checks raise on every iteration (a NaN fails the trial)."""
+    cfg = copy.deepcopy(base)
+    cfg.merge_from_dict(overrides)
+    cfg.work_dir = work_dir
+    cfg.experiment_name = f'{osp.basename(work_dir)}_{time.time_ns()}'
+    cfg.train_cfg.update(
+        max_iters=epochs * iters_per_epoch, val_interval=iters_per_epoch)
+    cfg.default_hooks.grad_sanity.update(policy='raise', interval=1)
+    cfg.default_hooks.checkpoint = None
+    return cfg
+
+
+def make_objective(base: Config, space: str, work_dir: str, epochs: int,
+                   iters_per_epoch: int, monitor: str) -> Callable:
+
+    def objective(trial: optuna.Trial) -> float:
+        overrides = SPACES[space](trial)
+        trial.set_user_attr('overrides', {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in overrides.items()
+        })
+        cfg = trial_config(base, overrides,
+                           osp.join(work_dir, f'trial_{trial.number}'),
+                           epochs, iters_per_epoch)
+        runner = build_runner(cfg)
+        hook = OptunaReportHook(trial, monitor)
+        runner.register_hook(hook)
+        try:
+            runner.train()
+        except (TrainingSanityError, FloatingPointError) as exc:
+            # Recorded, then re-raised: Optuna marks the trial FAIL.
+            trial.set_user_attr('fail_reason', f'{type(exc).__name__}: {exc}')
+            raise
+        if hook.last is None:
+            raise RuntimeError('the trial never validated: check '
+                               '--iters-per-epoch against the schedule')
+        return hook.last
+
+    return objective
+
+
+def run_study(config: str,
+              n_trials: int,
+              epochs: int,
+              space: str = 'narrow',
+              storage: Optional[str] = None,
+              study_name: Optional[str] = None,
+              work_dir: Optional[str] = None,
+              iters_per_epoch: Optional[int] = None,
+              monitor: str = 'ris/val_loss',
+              cfg_options: Optional[Dict] = None,
+              seed: int = 0,
+              pruner: Optional[optuna.pruners.BasePruner] = None
+              ) -> optuna.Study:
+    """Create or resume the study and run the missing trials."""
+    if space not in SPACES:
+        raise ValueError(f'--space must be one of {sorted(SPACES)}, got '
+                         f'{space!r}')
+    base = load_config(config, cfg_options, work_dir)
+    iters_per_epoch = iters_per_epoch or base.train_cfg.get('val_interval')
+    name = study_name or osp.splitext(osp.basename(config))[0]
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        load_if_exists=True,
+        direction='minimize',
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=pruner or optuna.pruners.MedianPruner(
+            n_startup_trials=3, n_warmup_steps=0))
+    done = sum(t.state in FINISHED for t in study.trials)
+    remaining = max(0, n_trials - done)
+    print(f'study {name!r}: {done} finished trials, running {remaining}')
+    objective = make_objective(base, space, base.work_dir, epochs,
+                               iters_per_epoch, monitor)
+    study.optimize(
+        objective,
+        n_trials=remaining,
+        catch=(TrainingSanityError, FloatingPointError))
+    return study
+
+
+def write_best_config(study: optuna.Study, config: str, out: str,
+                      cfg_options: Optional[Dict] = None) -> Config:
+    """The original config (full schedule) with the best trial's
+    overrides, dumped as a ``.py`` file ``tools/train.py`` can train."""
+    best = study.best_trial  # raises ValueError if no trial completed
+    cfg = load_config(config, cfg_options)
+    cfg.merge_from_dict({
+        k: tuple(v) if isinstance(v, list) else v
+        for k, v in best.user_attrs['overrides'].items()
+    })
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    cfg.dump(out)
+    return cfg
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Optuna search')
+    parser.add_argument('config')
+    parser.add_argument('--n-trials', type=int, default=20,
+                        help='total finished trials wanted in the study')
+    parser.add_argument('--epochs-per-trial', type=int, default=3)
+    parser.add_argument('--iters-per-epoch', type=int, default=None,
+                        help="iterations per epoch (default: the config's "
+                        'train_cfg.val_interval)')
+    parser.add_argument('--space', choices=sorted(SPACES), default='narrow')
+    parser.add_argument('--storage', default=None,
+                        help='e.g. sqlite:///hpo.db; resumes if it exists')
+    parser.add_argument('--study-name', default=None)
+    parser.add_argument('--monitor', default='ris/val_loss')
+    parser.add_argument('--work-dir', default=None)
+    parser.add_argument('--best-config', default=None,
+                        help='output .py (default WORK_DIR/best_config.py)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> optuna.Study:
+    args = parse_args(argv)
+    study = run_study(args.config, args.n_trials, args.epochs_per_trial,
+                      args.space, args.storage, args.study_name,
+                      args.work_dir, args.iters_per_epoch, args.monitor,
+                      args.cfg_options, args.seed)
+    for t in study.trials:
+        reason = t.user_attrs.get('fail_reason', '')
+        print(f'trial {t.number}: {t.state.name} value={t.value} '
+              f'{t.params} {reason}')
+    if not any(t.state == optuna.trial.TrialState.COMPLETE
+               for t in study.trials):
+        print('no trial completed; no best config written')
+        return study
+    work_dir = load_config(args.config, args.cfg_options,
+                           args.work_dir).work_dir
+    out = args.best_config or osp.join(work_dir, 'best_config.py')
+    write_best_config(study, args.config, out, args.cfg_options)
+    print(f'best trial {study.best_trial.number}: value '
+          f'{study.best_value:.4g}; config written to {out}')
+    return study
+
+
+if __name__ == '__main__':
+    main()
