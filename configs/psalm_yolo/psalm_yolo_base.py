@@ -19,7 +19,7 @@ train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(
-        type='CachedMosaic',
+        type='PrefilledCachedMosaic',
         img_scale=img_scale,
         pad_val=114.0,
         max_cached_images=40,

@@ -15,7 +15,7 @@ train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(
-        type='CachedMosaic',
+        type='PrefilledCachedMosaic',
         img_scale=img_scale,
         pad_val=114.0,
         max_cached_images=20,

@@ -1,4 +1,5 @@
 """Data transforms (registered in ``TRANSFORMS``)."""
 from .letterbox import LetterBox
+from .prefilled_cached_mosaic import PrefilledCachedMosaic
 
-__all__ = ['LetterBox']
+__all__ = ['LetterBox', 'PrefilledCachedMosaic']

@@ -152,6 +152,11 @@ class PSALMDualHead(BaseModule):
             if len(score) > cfg['nms_pre']:
                 top = score.topk(cfg['nms_pre']).indices
                 score, label, boxes = score[top], label[top], boxes[top]
+            if len(score) == 0:
+                # mmcv's batched_nms fails on empty input (boxes.max()).
+                results.append(
+                    InstanceData(bboxes=boxes, scores=score, labels=label))
+                continue
             dets, kept = batched_nms(boxes, score, label, cfg['nms'])
             dets, kept = dets[:cfg['max_per_img']], kept[:cfg['max_per_img']]
             boxes = dets[:, :4]

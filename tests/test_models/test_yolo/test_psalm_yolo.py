@@ -139,6 +139,12 @@ def test_predict_rescales_to_the_original_image():
     # scale_factor 2 and a 32x32 original: boxes are clipped to it
     assert float(pred.bboxes.max()) <= 32.0
     assert torch.all(pred.labels < 3)
+    # Nothing above the threshold (a confident model on an empty image):
+    # empty results, not a crash inside NMS.
+    model.bbox_head.test_cfg.update(score_thr=1.0)
+    out = model(**model.data_preprocessor(data, False), mode='predict')
+    pred = out[0].pred_instances
+    assert len(pred) == 0 and pred.bboxes.shape == (0, 4)
 
 
 def test_explicit_channels_that_disagree_with_the_backbone_are_named():

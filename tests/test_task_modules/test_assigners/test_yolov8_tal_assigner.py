@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from engine_plugins.task_modules import YOLOv8TaskAlignedAssigner
+from tests.test_task_modules.dense_reference_tal import dense_reference_tal
 from tests.test_task_modules.reference_tal import reference_tal
 
 
@@ -116,3 +117,19 @@ def test_batched_equals_reference_and_per_image_path(seed):
     torch.testing.assert_close(batched.scores, scores, atol=1e-6, rtol=1e-4)
     for a, b in zip(batched, per_image):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_dense_benchmark_baseline_equals_the_loop_reference(seed):
+    """benchmarks/bench_tal.py times the assigner against the dense
+    baseline; the baseline must compute the same algorithm."""
+    problem = _random_problem(seed)
+    labels, bboxes, scores, fg, gt_idx, _ = reference_tal(
+        *problem, num_classes=4, topk=5)
+    d_labels, d_bboxes, d_scores, d_fg, d_gt_idx = dense_reference_tal(
+        *problem, num_classes=4, topk=5)
+    assert torch.equal(d_fg, fg) and fg.any()
+    assert torch.equal(d_gt_idx[fg], gt_idx[fg])
+    assert torch.equal(d_labels, labels)
+    torch.testing.assert_close(d_bboxes, bboxes)
+    torch.testing.assert_close(d_scores, scores, atol=1e-6, rtol=1e-4)
