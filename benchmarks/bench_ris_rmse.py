@@ -34,6 +34,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         'batched 64x64 complex eigh was ~300x and scene simulation ~30x '
         'slower with 2 threads than with 1')
     parser.add_argument('--work-dir', default='work_dirs/bench_ris')
+    parser.add_argument(
+        '--cfg-options', nargs='+', default={},
+        help='config overrides KEY=VALUE, e.g. model.residual=True')
     parser.add_argument('--out', default=None,
                         help='JSON output (default: WORK_DIR/rmse.json)')
     return parser.parse_args(argv)
@@ -47,10 +50,15 @@ def main(argv=None) -> dict:
         os.environ.setdefault(var, str(args.threads))
     import torch
     torch.set_num_threads(args.threads)
+    from mmengine.config import DictAction
+
     import engine_plugins  # noqa: F401  (stack fixes)
     from engine_plugins.utils import build_runner, load_config
-
-    cfg = load_config(args.config, work_dir=args.work_dir)
+    options = {}
+    for item in args.cfg_options:
+        key, _, value = item.partition('=')
+        options[key] = DictAction._parse_iterable(value)
+    cfg = load_config(args.config, options, work_dir=args.work_dir)
     if args.iters is not None:
         cfg.train_cfg.update(max_iters=args.iters, val_interval=args.iters)
         cfg.default_hooks.checkpoint.interval = args.iters
@@ -65,6 +73,7 @@ def main(argv=None) -> dict:
     test_s = time.perf_counter() - start
     result = dict(
         config=args.config,
+        cfg_options=args.cfg_options,
         iters=cfg.train_cfg.max_iters,
         threads=args.threads,
         train_seconds=round(train_s, 1),

@@ -34,6 +34,11 @@ class RISCovarianceNet(BaseModel):
             the manifold; the dimension D comes from it).
         hidden: Widths of the hidden layers.
         rank: Columns of ``L`` (default D).
+        residual: Learn a correction to the sample covariance: ``L`` is
+            ``U sqrt(Lambda)`` of the input plus the network output (whose
+            last layer starts near zero), so training starts from the
+            sample covariance, i.e. from classical MUSIC. Needs
+            ``rank == D``.
         eps: The ``eps`` of ``L L^H + eps I``.
         loss_weights: Weights of ``frobenius``, ``subspace``, ``music``.
         fp32_loss_region: Run the losses in an FP32 region (turn off only to
@@ -55,6 +60,7 @@ class RISCovarianceNet(BaseModel):
                  geometry: Optional[dict] = None,
                  hidden: Sequence[int] = (512, 512),
                  rank: Optional[int] = None,
+                 residual: bool = False,
                  eps: float = 1e-3,
                  loss_weights: Optional[Dict[str, float]] = None,
                  fp32_loss_region: bool = True,
@@ -69,6 +75,10 @@ class RISCovarianceNet(BaseModel):
         self.geometry = ArrayGeometry(**(geometry or {}))
         self.dim = self.geometry.dim
         self.rank = rank or self.dim
+        if residual and self.rank != self.dim:
+            raise ValueError(f'residual=True needs rank == D ({self.dim}), '
+                             f'got rank={rank}')
+        self.residual = residual
         weights = dict(frobenius=1.0, subspace=1.0, music=0.0)
         unknown = set(loss_weights or {}) - set(LOSS_TERMS)
         if unknown:
@@ -93,13 +103,30 @@ class RISCovarianceNet(BaseModel):
             layers += [nn.Linear(width, h), nn.LayerNorm(h), nn.GELU()]
             width = h
         layers.append(nn.Linear(width, 2 * self.dim * self.rank))
+        if residual:
+            # Near zero, not zero: upstream layers get gradients at once.
+            nn.init.normal_(layers[-1].weight, std=1e-4)
+            nn.init.zeros_(layers[-1].bias)
         self.net = nn.Sequential(*layers)
 
     # -- prediction -----------------------------------------------------------
     def factor(self, inputs: torch.Tensor) -> torch.Tensor:
         """(B, 2, D, D) -> real/imag factor (B, 2, D, rank)."""
         out = self.net(inputs.flatten(1))
-        return out.view(-1, 2, self.dim, self.rank)
+        out = out.view(-1, 2, self.dim, self.rank)
+        if self.residual:
+            out = out + self.input_factor(inputs)
+        return out
+
+    @torch.no_grad()
+    def input_factor(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``U sqrt(Lambda)`` of the (PSD) input covariance, so that its
+        ``L L^H`` is the input; (B, 2, D, D) real/imag."""
+        with fp32_region(always=True):
+            cov = torch.complex(inputs[:, 0].float(), inputs[:, 1].float())
+            values, vectors = torch.linalg.eigh(cov)
+            root = vectors * values.clamp(min=0).sqrt()[:, None, :]
+        return torch.stack([root.real, root.imag], 1)
 
     def covariance(self, factor: torch.Tensor) -> torch.Tensor:
         """``L L^H + eps I`` scaled to trace D, complex."""

@@ -123,3 +123,17 @@ def test_complex32_refused_without_region():
 def test_unknown_loss_term_is_named():
     with pytest.raises(KeyError, match=r"\['musik'\]; valid"):
         RISCovarianceNet(geometry=GEOMETRY, loss_weights=dict(musik=1.0))
+
+
+def test_residual_model_starts_from_the_sample_covariance():
+    torch.manual_seed(0)
+    model = RISCovarianceNet(geometry=GEOMETRY, hidden=(32, ), residual=True,
+                             eps=1e-6)
+    batch = _batch()
+    cov = model.covariance(model(batch['inputs']))
+    # L L^H of U sqrt(Lambda) is the input; the near-zero last layer
+    # perturbs it by ~1e-3 (trace 9 either way).
+    torch.testing.assert_close(
+        cov, batch['data_samples']['cov'], atol=5e-3, rtol=0)
+    with pytest.raises(ValueError, match='residual=True needs rank == D'):
+        RISCovarianceNet(geometry=GEOMETRY, rank=2, residual=True)
