@@ -1,5 +1,5 @@
 """DualFFN audio-token LM (Higgs-Audio-style) with PEFT LoRA."""
-from .audio_lm import AUDIO_LM_PRESETS, DualFFNAudioLMCore
+from .audio_lm import DualFFNAudioLMCore
 from .audio_lm_model import DualFFNAudioLM
 from .delay_pattern import (AUDIO_VOCAB, CODEBOOK_SIZE, NUM_CODEBOOKS,
                             STREAM_BOS, STREAM_EOS, apply_delay_pattern,
@@ -9,6 +9,7 @@ from .dual_ffn import DualFFNDecoderLayer
 from .lora import ATTENTION, AUDIO_FFN, TEXT_FFN, inject_lora
 from .losses import audio_lm_losses
 from .merge import MergedSequence, merge_input_ids_with_audio_features
+from .presets import AUDIO_LM_PRESETS
 from .weights import load_weights, map_higgs_state_dict, save_weights
 
 __all__ = [

@@ -20,53 +20,6 @@ from .delay_pattern import (AUDIO_VOCAB, NUM_CODEBOOKS, STREAM_BOS, STREAM_EOS,
 from .dual_ffn import DualFFNDecoderLayer
 from .merge import TEXT, merge_input_ids_with_audio_features
 
-_LLAMA3_ROPE = dict(
-    rope_type='llama3',
-    rope_theta=500000.0,
-    factor=32.0,
-    low_freq_factor=1.0,
-    high_freq_factor=4.0,
-    original_max_position_embeddings=8192)
-
-# Sizes by name. 'llama-3.2-3b' matches Llama-3.2-3B (and Higgs Audio v2
-# 3B, whose 28 layers are all DualFFN); 'tiny' is for tests and the CPU
-# quick start, 'mid' for benchmarks.
-AUDIO_LM_PRESETS: Dict[str, dict] = {
-    'tiny':
-    dict(
-        vocab_size=272,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        dual_ffn_layers=[1],
-        max_position_embeddings=2048),
-    'mid':
-    dict(
-        vocab_size=272,
-        hidden_size=512,
-        intermediate_size=1408,
-        num_hidden_layers=8,
-        num_attention_heads=8,
-        num_key_value_heads=4,
-        dual_ffn_layers=list(range(8)),
-        max_position_embeddings=4096),
-    'llama-3.2-3b':
-    dict(
-        vocab_size=128256,
-        hidden_size=3072,
-        intermediate_size=8192,
-        num_hidden_layers=28,
-        num_attention_heads=24,
-        num_key_value_heads=8,
-        head_dim=128,
-        rms_norm_eps=1e-5,
-        rope_parameters=_LLAMA3_ROPE,
-        max_position_embeddings=131072,
-        dual_ffn_layers=list(range(28))),
-}
-
 
 class DualFFNAudioLMCore(nn.Module):
     """The network; :class:`DualFFNAudioLM` adds losses and LoRA.
@@ -81,8 +34,12 @@ class DualFFNAudioLMCore(nn.Module):
         num_codebooks: Codebooks per frame (8).
         audio_vocab: Classes per codebook (1026).
         attn_implementation: ``'sdpa'`` or ``'eager'``.
+        audio_in_dual_ffn: Route audio-in positions through the audio
+            FFN too. Default False, as in Higgs Audio, whose DualFFN
+            serves audio-out positions only.
 
     Example:
+        >>> from engine_plugins.models.audio import AUDIO_LM_PRESETS
         >>> core = DualFFNAudioLMCore(**AUDIO_LM_PRESETS['tiny'],
         ...     audio_out_token_id=260, audio_in_token_id=259)
     """
@@ -103,7 +60,8 @@ class DualFFNAudioLMCore(nn.Module):
                  max_position_embeddings: int = 2048,
                  num_codebooks: int = NUM_CODEBOOKS,
                  audio_vocab: int = AUDIO_VOCAB,
-                 attn_implementation: str = 'sdpa') -> None:
+                 attn_implementation: str = 'sdpa',
+                 audio_in_dual_ffn: bool = False) -> None:
         super().__init__()
         bad = [i for i in dual_ffn_layers if not 0 <= i < num_hidden_layers]
         if bad:
@@ -127,6 +85,7 @@ class DualFFNAudioLMCore(nn.Module):
         self.config._attn_implementation = attn_implementation
         self.audio_out_token_id = audio_out_token_id
         self.audio_in_token_id = audio_in_token_id
+        self.audio_in_dual_ffn = audio_in_dual_ffn
         self.num_codebooks = num_codebooks
         self.audio_vocab = audio_vocab
         self.dual_ffn_layers = sorted(set(dual_ffn_layers))
@@ -209,8 +168,9 @@ class DualFFNAudioLMCore(nn.Module):
                 merged.index[in_mask]].to(hidden.dtype)
         position_embeddings = self.rotary_emb(hidden, merged.position_ids)
         mask = self._attention_mask(merged.attention_mask, hidden.dtype)
+        route = out_mask | in_mask if self.audio_in_dual_ffn else out_mask
         for layer in self.layers:
-            hidden = layer(hidden, position_embeddings, mask, out_mask)
+            hidden = layer(hidden, position_embeddings, mask, route)
         hidden = self.norm(hidden)
         # Audio-out states in frame order (the order of label_audio_ids).
         audio_hidden = hidden.new_zeros(n_out, hidden.shape[-1])

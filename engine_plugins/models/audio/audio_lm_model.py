@@ -8,10 +8,11 @@ import torch.nn as nn
 from mmengine.model import BaseModel
 
 from engine_plugins.registry import MODELS
-from .audio_lm import AUDIO_LM_PRESETS, DualFFNAudioLMCore
+from .audio_lm import DualFFNAudioLMCore
 from .delay_pattern import AUDIO_VOCAB
 from .lora import inject_lora
 from .losses import audio_lm_losses
+from .presets import AUDIO_LM_PRESETS
 from .weights import load_weights
 
 

@@ -56,6 +56,24 @@ def test_audio_ffn_only_changes_audio_positions():
     assert not hasattr(core.layers[0], 'audio_mlp')
 
 
+@pytest.mark.parametrize('audio_in_dual_ffn', [False, True])
+def test_audio_in_positions_use_the_audio_ffn_only_on_request(
+        audio_in_dual_ffn):
+    batch = core_inputs(hand_batch())
+    core = tiny_core(audio_in_dual_ffn=audio_in_dual_ffn).eval()
+    before = core(**batch)
+    with torch.no_grad():
+        core.layers[1].audio_mlp.down_proj.weight.add_(0.5)
+    after = core(**batch)
+    # Row 0, positions 1-12: the audio-in stream.
+    changed = ~torch.isclose(after['logits'][0, 1:13],
+                             before['logits'][0, 1:13]).all(-1)
+    if audio_in_dual_ffn:
+        assert bool(changed.all())
+    else:
+        assert not bool(changed.any())
+
+
 def test_sdpa_and_eager_attention_agree():
     batch = core_inputs(hand_batch())
     sdpa = tiny_core(seed=3).eval()
