@@ -51,6 +51,7 @@ def _one_iteration_cfg(path, root, work_dir):
         cfg[loader].update(
             batch_size=2, num_workers=0, persistent_workers=False)
     cfg.val_evaluator.ann_file = root + 'annotations/val.json'
+    cfg.model.fusion.num_classes = 3  # the demo classes
     cfg.train_cfg.update(max_epochs=1, val_interval=1)
     for hook in cfg.custom_hooks:
         if hook.type == 'CloseMosaicHook':

@@ -5,18 +5,21 @@ from typing import Optional
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
+from mmengine.runner import BaseLoop
 
 from engine_plugins.registry import HOOKS
 from ..sanity.errors import TrainingSanityError
-from ..sanity.preflight import (check_batch_contract, check_detection_targets,
-                                check_loss_start)
+from ..sanity.preflight import (check_batch_contract, check_dataset_classes,
+                                check_detection_targets, check_loss_start)
 
 
 @HOOKS.register_module()
 class PreflightHook(Hook):
     """Check the batch contract, detection targets and loss start values.
 
-    ``before_train`` wraps the model's ``_run_forward`` (the call that
+    ``before_train`` compares the model's ``num_classes`` with the classes
+    of the training and validation datasets, then wraps the model's
+    ``_run_forward`` (the call that
     receives the preprocessed batch and returns the loss dict) for the
     first ``iters`` training iterations. Inside it, before the forward
     pass: the batch contract and, for detection models, the targets; after
@@ -47,6 +50,7 @@ class PreflightHook(Hook):
     def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
+        self._check_classes(runner, model)
         run_forward = model._run_forward
         state = dict(done=0)
 
@@ -66,6 +70,21 @@ class PreflightHook(Hook):
             return losses
 
         model._run_forward = checked_run_forward
+
+    def _check_classes(self, runner, model) -> None:
+        num_classes = self.num_classes or getattr(model, 'num_classes', None)
+        if not num_classes:
+            return
+        loaders = [('training', runner.train_dataloader)]
+        val_loop = getattr(runner, '_val_loop', None)
+        if isinstance(val_loop, BaseLoop):  # built by Runner.train()
+            loaders.append(('validation', val_loop.dataloader))
+        for split, loader in loaders:
+            try:
+                check_dataset_classes(num_classes, loader.dataset, split)
+            except TrainingSanityError as exc:
+                raise type(exc)(f'preflight, before training: {exc}') \
+                    from None
 
     @staticmethod
     def _check_losses(model, losses: dict, where: str) -> None:

@@ -128,6 +128,40 @@ def check_detection_targets(data_samples: Sequence[Any], num_classes: int,
                     'the frame after resize/letterbox')
 
 
+def dataset_classes(dataset: Any) -> Optional[Sequence[str]]:
+    """``metainfo['classes']`` of a dataset, looking through wrappers
+    (``FirstSamplesDataset``, ``RepeatDataset``, ...); None if absent."""
+    while dataset is not None:
+        classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
+        if classes:
+            return tuple(classes)
+        dataset = getattr(dataset, 'dataset', None)
+    return None
+
+
+def check_dataset_classes(num_classes: int, dataset: Any, split: str) -> None:
+    """The model's class count equals the dataset's.
+
+    A model with more classes predicts ids the evaluator cannot map (mmdet's
+    ``CocoMetric`` fails with an ``IndexError`` at the first validation);
+    one with fewer gets labels it has no output for.
+
+    Raises:
+        TargetFormatError: the counts differ.
+    """
+    classes = dataset_classes(dataset)
+    if classes is None or len(classes) == num_classes:
+        return
+    shown = ', '.join(repr(c) for c in classes[:5])
+    more = f', ... ({len(classes)} in all)' if len(classes) > 5 else ''
+    raise TargetFormatError(
+        f'the model has num_classes={num_classes} but the {split} dataset '
+        f'({type(dataset).__name__}) has {len(classes)} classes ({shown}'
+        f'{more}); set the model\'s num_classes to {len(classes)} (for '
+        'PSALM YOLO: model.fusion.num_classes), or the dataset\'s '
+        'metainfo=dict(classes=...)')
+
+
 def check_loss_start(losses: Mapping[str, Any],
                      ranges: Optional[Mapping[str, Tuple[float,
                                                          float]]] = None,

@@ -7,7 +7,8 @@ from mmengine.logging import MMLogger
 
 from engine_plugins.engine import PreflightHook
 from engine_plugins.engine.sanity.preflight import (BatchContractError,
-                                                    LossRangeError)
+                                                    LossRangeError,
+                                                    TargetFormatError)
 
 
 class _Model(torch.nn.Module):
@@ -58,3 +59,28 @@ def test_unused_keys_warn_and_clamped_loss_raises():
     with pytest.raises(LossRangeError,
                        match='loss_x = 10 sits at its clamp limit'):
         model._run_forward(batch, 'loss')
+
+
+class _Classes:
+    """A wrapped dataset, as FirstSamplesDataset wraps a CocoDataset."""
+
+    def __init__(self, classes):
+        self.dataset = Mock(metainfo=dict(classes=classes))
+
+
+def test_class_count_mismatch_is_caught_before_training():
+    model = _Model()
+    model.num_classes = 80
+    runner = Mock(model=model, iter=0, _val_loop=None)
+    runner.train_dataloader.dataset = _Classes(('circle', 'square'))
+    with pytest.raises(
+            TargetFormatError,
+            match=r"^preflight, before training: the model has "
+            r"num_classes=80 but the training dataset \(_Classes\) has 2 "
+            r"classes \('circle', 'square'\)"):
+        PreflightHook().before_train(runner)
+    # Matching counts, or a dataset without class names, pass.
+    model.num_classes = 2
+    PreflightHook().before_train(runner)
+    runner.train_dataloader.dataset = Mock(metainfo={}, dataset=None)
+    PreflightHook(num_classes=7).before_train(runner)

@@ -13,7 +13,14 @@ REPO = osp.dirname(
 QUICK_START = osp.join(REPO, 'configs', 'psalm_yolo',
                        'psalm_yolo_n_shapes_cpu.py')
 # Two images with objects (empty_ratio 0), small enough for a CPU test.
-DEMO = dict(num_train=2, num_val=1, empty_ratio=0.0, max_objects=3, seed=5)
+DEMO = dict(
+    num_train=2,
+    num_val=1,
+    min_size=(112, 112),
+    max_size=(128, 128),
+    empty_ratio=0.0,
+    max_objects=3,
+    seed=5)
 SCALE = (128, 128)
 
 
@@ -22,11 +29,12 @@ def test_two_images_are_memorised(tmp_path):
     root = str(tmp_path / 'shapes') + '/'
     write_demo_shapes(root, **DEMO)
     cfg = load_config(QUICK_START, work_dir=str(tmp_path / 'work'))
-    # No augmentation: the same two letterboxed images every step.
+    # No augmentation: the same two letterboxed images every step (boxes
+    # loaded first, so LetterBox moves them into the network frame).
     pipeline = [
         dict(type='LoadImageFromFile'),
-        dict(type='LetterBox', scale=SCALE),
         dict(type='LoadAnnotations', with_bbox=True),
+        dict(type='LetterBox', scale=SCALE),
         dict(
             type='PackDetInputs',
             meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
