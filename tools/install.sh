@@ -65,7 +65,8 @@ else
 fi
 
 # 5. The rest of the stack, the package and the developer tools.
-pip_install mmdet==3.3.0 "pycocotools>=2.0.9" "peft>=0.21" openmim==0.3.9 \
+pip_install mmdet==3.3.0 "pycocotools>=2.0.9" "peft>=0.21" \
+    "transformers>=5" safetensors openmim==0.3.9 \
     "optuna>=4" tensorboard pytest flake8 isort yapf
 if [ "${EDITABLE:-0}" = 1 ]; then
     pip_install --no-build-isolation -e "$ROOT"
