@@ -1,5 +1,6 @@
 """The registered DualFFN audio LM: losses, LoRA, weights, batch contract.
 """
+import copy
 import math
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -13,7 +14,7 @@ from .delay_pattern import AUDIO_VOCAB
 from .lora import inject_lora
 from .losses import audio_lm_losses
 from .presets import AUDIO_LM_PRESETS
-from .weights import load_weights
+from .weights import load_weights, save_weights
 
 
 @MODELS.register_module()
@@ -146,6 +147,18 @@ class DualFFNAudioLM(BaseModel):
                 text_ids=text[b][outputs['attention_mask'][b].bool()],
                 audio_ids=audio) for b in range(len(text))
         ]
+
+    def export_weights(self, directory: str) -> str:
+        """Save the network with LoRA merged into the base weights.
+
+        The result is a plain safetensors directory in our layout: it
+        loads with ``pretrained=directory`` (``'native'``) without PEFT.
+        The model itself keeps its adapters.
+        """
+        lm = self.lm
+        if hasattr(lm, 'merge_and_unload'):
+            lm = copy.deepcopy(lm).merge_and_unload()
+        return save_weights(lm, directory)
 
     @torch.no_grad()
     def generate_audio(self,

@@ -44,7 +44,8 @@ def inject_lora(model: nn.Module,
     Args:
         model: The network (before the optimizer is built).
         target_modules: ``{group: regex}`` (or one regex) over full module
-            names, e.g. ``{'attention': ATTENTION}``.
+            names, e.g. ``{'attention': ATTENTION}``; each group selects
+            the ``nn.Linear`` modules whose name the regex fully matches.
         r, lora_alpha, lora_dropout: LoRA hyper-parameters.
         modules_to_save: Base modules that stay fully trainable (PEFT's
             ``modules_to_save``, matched by name suffix), e.g. the heads
@@ -73,7 +74,10 @@ def inject_lora(model: nn.Module,
             f'({[target_modules[g] for g in empty]}) match no Linear module '
             f'of {type(model).__name__}; its Linear modules are e.g. '
             f'{names[:12]}')
-    pattern = '|'.join(f'(?:{p})' for p in target_modules.values())
+    wanted = sorted({n for hits in groups.values() for n in hits})
+    # PEFT gets the exact Linear names the groups selected: a loose regex
+    # (``mlp\..*``) would otherwise also hit activations and fail there.
+    pattern = '|'.join(re.escape(n) for n in wanted)
     config = LoraConfig(
         task_type=None,
         r=r,
@@ -83,7 +87,6 @@ def inject_lora(model: nn.Module,
         modules_to_save=list(modules_to_save) if modules_to_save else None)
     peft_model = get_peft_model(model, config)
     injected = injected_modules(peft_model)
-    wanted = sorted({n for hits in groups.values() for n in hits})
     if injected != wanted:
         raise RuntimeError(
             f'PEFT injected LoRA into {len(injected)} modules, but the '

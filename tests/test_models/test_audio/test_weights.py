@@ -26,6 +26,32 @@ def test_round_trip_of_our_own_save(tmp_path):
                                src(**batch)['audio_logits'])
 
 
+def test_lora_model_exports_merged_weights(tmp_path):
+    torch.manual_seed(0)
+    model = DualFFNAudioLM(
+        AUDIO_OUT, AUDIO_IN,
+        lora=dict(target_modules=r'layers\.\d+\.(mlp|audio_mlp)\..*'))
+    batch = hand_batch()
+    optim = torch.optim.Adam(
+        [p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(2):  # make lora_B non-zero
+        losses = model(**batch, mode='loss')
+        optim.zero_grad()
+        (losses['loss_text'] + losses['loss_audio']).backward()
+        optim.step()
+    model.eval()
+    model.export_weights(str(tmp_path))
+    plain = DualFFNAudioLM(
+        AUDIO_OUT, AUDIO_IN, pretrained=str(tmp_path)).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(plain(**batch)['audio_logits'],
+                                   model(**batch)['audio_logits'],
+                                   atol=1e-5, rtol=1e-4)
+    # The exported model really differs from the untrained base.
+    base = model.core.layers[0].mlp.up_proj.base_layer.weight
+    assert not torch.equal(plain.core.layers[0].mlp.up_proj.weight, base)
+
+
 def test_higgs_checkpoint_directory_sharded(tmp_path):
     src = tiny_core(seed=1)
     state = {HIGGS_NAMES.get(k, k): v for k, v in src.state_dict().items()}
