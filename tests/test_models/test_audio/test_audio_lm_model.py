@@ -35,6 +35,21 @@ def test_modes():
     assert len([k for k in losses if k.startswith('ce_audio_cb')]) == 8
 
 
+def test_text_only_batch_keeps_audio_loss_connected():
+    ids = torch.tensor([[10, 11, 12]])
+    losses = _model()(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        label_ids=torch.tensor([[-100, 11, 12]]),
+        audio_out_ids=torch.zeros(8, 0, dtype=torch.long),
+        audio_out_ids_start=torch.zeros(0, dtype=torch.long),
+        label_audio_ids=torch.zeros(8, 0, dtype=torch.long),
+        mode='loss')
+    assert losses['loss_text'] > 0
+    assert losses['loss_audio'].item() == 0
+    assert losses['loss_audio'].grad_fn is not None
+
+
 def test_loss_weights_scale_the_terms():
     batch = hand_batch()
     plain = _model()(**batch, mode='loss')
