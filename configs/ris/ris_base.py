@@ -64,6 +64,7 @@ model = dict(
     geometry=geometry,
     hidden=(1024, 1024),
     rank=None,  # columns of L in L L^H + eps I (None: full)
+    residual=True,  # learn a correction to the sample covariance
     eps=1e-3,
     loss_weights=dict(frobenius=1.0, subspace=1.0, music=0.5),
     fp32_loss_region=True,  # predictions and labels cast; never turn off

@@ -6,6 +6,7 @@ import os.path as osp
 
 import optuna
 import pytest
+import torch
 
 from engine_plugins.utils import build_runner, load_config
 
@@ -37,6 +38,16 @@ def _load_tool(name):
 
 
 hpo = _load_tool('hpo')
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Small complex eigh calls are much faster on one thread here (see
+    tests/test_models/test_ris/conftest.py)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _tiny_config(tmp_path, extra=''):
