@@ -177,6 +177,10 @@ def run_study(config: str,
     base = load_config(config, cfg_options, work_dir)
     iters_per_epoch = iters_per_epoch or base.train_cfg.get('val_interval')
     name = study_name or osp.splitext(osp.basename(config))[0]
+    if storage and storage.startswith('sqlite:///'):
+        # sqlite creates the file but not its folder.
+        folder = osp.dirname(osp.abspath(storage[len('sqlite:///'):]))
+        os.makedirs(folder, exist_ok=True)
     study = optuna.create_study(
         study_name=name,
         storage=storage,
