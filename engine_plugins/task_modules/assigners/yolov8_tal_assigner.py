@@ -91,8 +91,7 @@ class YOLOv8TaskAlignedAssigner:
     @torch.no_grad()
     def assign(self, pred_scores: torch.Tensor, pred_bboxes: torch.Tensor,
                anchor_points: torch.Tensor, gt_labels: torch.Tensor,
-               gt_bboxes: torch.Tensor,
-               pad_mask: torch.Tensor) -> TALTargets:
+               gt_bboxes: torch.Tensor, pad_mask: torch.Tensor) -> TALTargets:
         """Assign.
 
         Args:
@@ -155,11 +154,12 @@ class YOLOv8TaskAlignedAssigner:
         scores = torch.zeros_like(overlaps)
         b_idx, m_idx, a_idx = candidate.nonzero(as_tuple=True)
         overlaps[b_idx, m_idx, a_idx] = bbox_ciou(
-            gt_bboxes[b_idx, m_idx], pred_bboxes[b_idx,
-                                                 a_idx]).clamp(min=0).to(
-                                                     overlaps.dtype)
-        scores[b_idx, m_idx, a_idx] = pred_scores[
-            b_idx, a_idx, gt_labels[b_idx, m_idx].long()].to(scores.dtype)
+            gt_bboxes[b_idx, m_idx],
+            pred_bboxes[b_idx, a_idx]).clamp(min=0).to(overlaps.dtype)
+        scores[b_idx, m_idx,
+               a_idx] = pred_scores[b_idx, a_idx,
+                                    gt_labels[b_idx,
+                                              m_idx].long()].to(scores.dtype)
         align = scores.pow(self.alpha) * overlaps.pow(self.beta)
 
         # Top-k per GT over all anchors; candidates only.
@@ -181,13 +181,14 @@ class YOLOv8TaskAlignedAssigner:
         bboxes = torch.where(fg_mask[..., None], gt_bboxes[batch_idx, gt_idx],
                              0)
         gt_idx = torch.where(fg_mask, gt_idx, 0)
-        target = F.one_hot(labels, self.num_classes).to(pred_scores.dtype)
-        target = target * fg_mask[..., None]
 
-        # Soft targets: align / max_align(gt) * max_iou(gt).
+        # Soft targets: align / max_align(gt) * max_iou(gt), written into
+        # the label's column (a scatter: no (B, A, C) one-hot temporaries).
         align = align * positive
         max_align = align.amax(-1, keepdim=True)
         max_iou = (overlaps * positive).amax(-1, keepdim=True)
         norm = (align * max_iou / (max_align + self.eps)).amax(1)  # (B, A)
-        return TALTargets(labels, bboxes, target * norm[..., None], fg_mask,
-                          gt_idx)
+        target = torch.zeros_like(pred_scores).scatter_(
+            -1, labels[..., None],
+            (norm * fg_mask).to(pred_scores.dtype)[..., None])
+        return TALTargets(labels, bboxes, target, fg_mask, gt_idx)
