@@ -1,7 +1,11 @@
 """MUSIC direction finding: a grid search plus local refinement.
 
 The pseudo-spectrum is ``a^H a / a^H E_n E_n^H a`` with ``E_n`` the noise
-eigenvectors (all but the K largest) of the covariance. Peaks are the
+eigenvectors (all but the K largest) of the covariance, evaluated as
+``1 - |E_s^H a|^2 / |a|^2`` with the K signal eigenvectors ``E_s`` (the
+same number, K instead of D - K rows: ~50x fewer operations on a 12x12
+array with K = 3; in float64 the subtraction keeps ~1e-16 absolute
+accuracy, far below the null depths that matter). Peaks are the
 local maxima of the grid spectrum (3x3 neighbourhood, scipy's
 ``maximum_filter``); the K largest are refined by minimizing the null
 spectrum ``a^H E_n E_n^H a / a^H a`` with scipy's bounded Nelder-Mead
@@ -48,24 +52,26 @@ class MusicEstimator:
         self.grid_steering = a / np.linalg.norm(a, axis=0, keepdims=True)
 
     @staticmethod
-    def noise_subspace(cov: np.ndarray, num_sources: int) -> np.ndarray:
-        """Eigenvectors of all but the ``num_sources`` largest eigenvalues."""
-        _, vectors = np.linalg.eigh(cov)
-        return vectors[:, :cov.shape[0] - num_sources]
+    def signal_subspace(cov: np.ndarray, num_sources: int) -> np.ndarray:
+        """Eigenvectors of the ``num_sources`` largest eigenvalues
+        (computed in complex128)."""
+        _, vectors = np.linalg.eigh(np.asarray(cov, dtype=np.complex128))
+        return vectors[:, cov.shape[0] - num_sources:]
 
-    def null_spectrum(self, noise: np.ndarray,
+    def null_spectrum(self, signal: np.ndarray,
                       angles_deg: np.ndarray) -> np.ndarray:
         """``a^H E_n E_n^H a / a^H a`` at ``(N, dims)`` angles."""
         a = self.geometry.steering(np.radians(np.atleast_2d(angles_deg)))
-        proj = np.linalg.norm(noise.conj().T @ a, axis=0)**2
-        return proj / np.linalg.norm(a, axis=0)**2
+        captured = np.linalg.norm(signal.conj().T @ a, axis=0)**2
+        return 1.0 - captured / np.linalg.norm(a, axis=0)**2
 
     def spectrum(self, cov: np.ndarray, num_sources: int) -> np.ndarray:
         """Pseudo-spectrum on the grid, shaped like the grid axes."""
-        noise = self.noise_subspace(cov, num_sources)
-        null = np.linalg.norm(noise.conj().T @ self.grid_steering, axis=0)**2
+        signal = self.signal_subspace(cov, num_sources)
+        captured = np.linalg.norm(
+            signal.conj().T @ self.grid_steering, axis=0)**2
         shape = tuple(len(ax) for ax in self.axes)
-        return (1.0 / np.maximum(null, 1e-12)).reshape(shape)
+        return (1.0 / np.maximum(1.0 - captured, 1e-12)).reshape(shape)
 
     def grid_peaks(self, spectrum: np.ndarray, num: int) -> np.ndarray:
         """Grid angles of the ``num`` largest local maxima; if there are
@@ -82,18 +88,19 @@ class MusicEstimator:
                 peaks.append(i)
         return self.grid[peaks]
 
-    def _refine(self, noise: np.ndarray, start: np.ndarray) -> np.ndarray:
+    def _refine(self, signal: np.ndarray,
+                start: np.ndarray) -> np.ndarray:
         bounds = [(max(lo, s - self.step), min(hi, s + self.step))
                   for (lo, hi), s in zip(self.bounds, start)]
         if len(start) == 1:
             res = minimize_scalar(
-                lambda x: self.null_spectrum(noise, [[x]])[0],
+                lambda x: self.null_spectrum(signal, [[x]])[0],
                 bounds=bounds[0],
                 method='bounded',
                 options=dict(xatol=1e-6))
             return np.array([res.x])
         res = minimize(
-            lambda x: self.null_spectrum(noise, x[None])[0],
+            lambda x: self.null_spectrum(signal, x[None])[0],
             start,
             method='Nelder-Mead',
             bounds=bounds,
@@ -105,5 +112,5 @@ class MusicEstimator:
         peaks = self.grid_peaks(self.spectrum(cov, num_sources), num_sources)
         if not self.refine:
             return peaks
-        noise = self.noise_subspace(cov, num_sources)
-        return np.stack([self._refine(noise, p) for p in peaks])
+        signal = self.signal_subspace(cov, num_sources)
+        return np.stack([self._refine(signal, p) for p in peaks])
