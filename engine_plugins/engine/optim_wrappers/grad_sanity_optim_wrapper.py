@@ -214,11 +214,13 @@ class GradSanityMixin:
                 level=logging.WARNING)
         elif zero_grad:
             # In the graph but nothing flowed: normal for parts without
-            # targets in this batch, so it is information, not a warning.
+            # targets in this batch or behind a zero-initialised layer, so
+            # it is information, not a warning.
             print_log(
                 f'{where}: {with_grad}/{trainable} parameters have non-zero '
-                f'gradients; zero grad: {summarize(zero_grad)} (no targets '
-                'reached them in this batch)',
+                f'gradients; zero grad: {summarize(zero_grad)} (in the '
+                'graph, but nothing flowed back this step: e.g. a detection '
+                'level without positives, or LoRA A while B is still zero)',
                 logger='current',
                 level=logging.INFO)
         self.last_norms = norms.groups(self.norm_groups)

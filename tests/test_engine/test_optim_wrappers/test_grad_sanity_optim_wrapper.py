@@ -137,7 +137,9 @@ def test_partial_coverage_warns_and_frozen_parameters_do_not_count():
         _step(wrapper, dict(loss=loss))
     assert log.call_args[0][0] == (
         'iteration 1: 1/2 parameters have non-zero gradients; zero grad: '
-        'backbone.* (all) (no targets reached them in this batch)')
+        'backbone.* (all) (in the graph, but nothing flowed back this '
+        'step: e.g. a detection level without positives, or LoRA A while B '
+        'is still zero)')
     assert log.call_args[1]['level'] == logging.INFO
     # backbone frozen by design: nothing to report.
     model.backbone.weight.requires_grad_(False)
