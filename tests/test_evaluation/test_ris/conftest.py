@@ -1,13 +1,7 @@
-"""One torch thread for the RIS tests: many small complex ``eigh`` calls
-ran up to ~300x slower with 2 threads than with 1 on a busy 2-core
-machine. Restored after each test."""
+"""The RIS tests run on one torch thread (see tests/conftest.py)."""
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(threads)
