@@ -9,19 +9,20 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from engine_plugins.datasets.demo_shapes import (DEFAULTS,  # noqa: E402
-                                                 write_demo_shapes)
+from engine_plugins.datasets import demo_shapes  # noqa: E402
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('root', help='output folder')
-    parser.add_argument('--num-train', type=int, default=DEFAULTS['num_train'])
-    parser.add_argument('--num-val', type=int, default=DEFAULTS['num_val'])
-    parser.add_argument('--seed', type=int, default=DEFAULTS['seed'])
+    defaults = demo_shapes.DEFAULTS
+    parser.add_argument(
+        '--num-train', type=int, default=defaults['num_train'])
+    parser.add_argument('--num-val', type=int, default=defaults['num_val'])
+    parser.add_argument('--seed', type=int, default=defaults['seed'])
     args = parser.parse_args(argv)
     try:
-        cfg = write_demo_shapes(
+        cfg = demo_shapes.write_demo_shapes(
             args.root, num_train=args.num_train, num_val=args.num_val,
             seed=args.seed)
     except ValueError as exc:
