@@ -10,15 +10,14 @@ from .merge import IGNORE_INDEX
 
 
 def _masked_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean CE over targets != -100; a connected zero when there are none.
-
-    ``logits.sum() * 0`` keeps the loss in the graph (a fresh
-    ``torch.tensor(0., requires_grad=True)`` would be a disconnected leaf).
-    """
-    valid = target != IGNORE_INDEX
-    if not bool(valid.any()):
-        return logits.sum() * 0
-    return F.cross_entropy(logits[valid].float(), target[valid])
+    """CE over targets != -100, averaged over dim 0: ``logits (N, C, *)``
+    and ``target (N, *)`` give ``(*)``. Where there is no valid target the
+    result is a zero still connected to ``logits`` (never a fresh
+    ``requires_grad`` leaf), with no host sync to find out."""
+    ce = F.cross_entropy(
+        logits.float(), target, ignore_index=IGNORE_INDEX, reduction='none')
+    count = (target != IGNORE_INDEX).sum(0).clamp(min=1)
+    return ce.sum(0) / count
 
 
 @fp32_region
@@ -51,15 +50,10 @@ def audio_lm_losses(logits: torch.Tensor, expanded_labels: torch.Tensor,
                            expanded_labels[:, 1:].flatten())
     target = label_audio_ids.t().masked_fill(label_audio_ids.t() == stream_bos,
                                              IGNORE_INDEX)
-    per_codebook = [
-        _masked_ce(audio_logits[:, k], target[:, k])
-        for k in range(audio_logits.shape[1])
-    ]
-    if per_codebook:
-        loss_audio = torch.stack(per_codebook).mean()
-    else:
-        loss_audio = audio_logits.sum() * 0
+    # One CE over all codebooks: (N, C, K) logits against (N, K) targets.
+    per_codebook = _masked_ce(audio_logits.transpose(1, 2), target)
+    loss_audio = per_codebook.mean()
     losses = dict(loss_text=loss_text, loss_audio=loss_audio)
-    for k, value in enumerate(per_codebook):
-        losses[f'ce_audio_cb{k}'] = value.detach()
+    for k, value in enumerate(per_codebook.detach().unbind()):
+        losses[f'ce_audio_cb{k}'] = value
     return losses
