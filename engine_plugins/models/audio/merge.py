@@ -13,7 +13,7 @@ Example: row ``[a, <|AUDIO_OUT|>, b, pad]`` with a 3-frame segment becomes
 lb]`` and ``audio_out_mask`` marks ``f0..f2``.
 """
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 
@@ -49,17 +49,21 @@ class MergedSequence:
         return (self.kind == AUDIO_IN) & self.attention_mask.bool()
 
 
-def _segments(start: Optional[torch.Tensor], total: int,
-              name: str) -> List[Tuple[int, int]]:
+def _segments(start: Optional[torch.Tensor], total: int, name: str,
+              device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """First frame and length of each segment, checked on the host (one
+    small tensor per batch)."""
     if start is None or start.numel() == 0:
-        return []
+        empty = torch.zeros(0, dtype=torch.long, device=device)
+        return empty, empty
     starts = [int(s) for s in start.flatten()]
     ends = starts[1:] + [total]
-    segs = list(zip(starts, ends))
-    if any(e <= s for s, e in segs) or starts[0] != 0:
+    if any(e <= s for s, e in zip(starts, ends)) or starts[0] != 0:
         raise ValueError(f'{name} must start at 0 and increase strictly '
                          f'below {total} frames, got {starts}')
-    return segs
+    return (torch.tensor(starts, device=device),
+            torch.tensor([e - s for s, e in zip(starts, ends)],
+                         device=device))
 
 
 def merge_input_ids_with_audio_features(
@@ -73,6 +77,10 @@ def merge_input_ids_with_audio_features(
         audio_in_ids_start: Optional[torch.Tensor] = None,
         num_audio_in_frames: int = 0) -> MergedSequence:
     """Lay text tokens and audio frames out on the expanded sequence.
+
+    Vectorised: every input position gets a length (1 for text, the
+    segment's frame count for a placeholder, 0 for padding), and the
+    expanded positions are ``repeat_interleave`` of the inputs.
 
     Args:
         input_ids: ``(B, L_text)`` token ids with placeholders.
@@ -91,55 +99,60 @@ def merge_input_ids_with_audio_features(
     Raises:
         ValueError: placeholder and segment counts differ.
     """
-    out_segs = iter(_segments(audio_out_ids_start, num_audio_out_frames,
-                              'audio_out_ids_start'))
-    in_segs = iter(_segments(audio_in_ids_start, num_audio_in_frames,
-                             'audio_in_ids_start'))
-    ids = input_ids.tolist()
-    mask = attention_mask.tolist()
-    labels = label_ids.tolist() if label_ids is not None else None
-    rows = []
-    counts = {AUDIO_OUT: 0, AUDIO_IN: 0}
-    for b, row in enumerate(ids):
-        kinds, idx, labs = [], [], []
-        for j, tok in enumerate(row):
-            if not mask[b][j]:
-                continue
-            kind = {audio_out_token_id: AUDIO_OUT,
-                    audio_in_token_id: AUDIO_IN}.get(tok, TEXT)
-            if kind == TEXT:
-                kinds.append(TEXT)
-                idx.append(j)
-                labs.append(labels[b][j] if labels is not None else 0)
-                continue
-            counts[kind] += 1
-            seg = next(out_segs if kind == AUDIO_OUT else in_segs, None)
-            if seg is None:
-                continue  # reported below with the full counts
-            n = seg[1] - seg[0]
-            kinds += [kind] * n
-            idx += range(seg[0], seg[1])
-            labs += [IGNORE_INDEX] * n
-        rows.append((kinds, idx, labs))
-    n_out = len(_segments(audio_out_ids_start, num_audio_out_frames, ''))
-    n_in = len(_segments(audio_in_ids_start, num_audio_in_frames, ''))
-    if counts[AUDIO_OUT] != n_out or counts[AUDIO_IN] != n_in:
-        raise ValueError(
-            f'the batch has {counts[AUDIO_OUT]} <|AUDIO_OUT|> and '
-            f'{counts[AUDIO_IN]} <|AUDIO|> placeholders but {n_out} '
-            f'audio_out_ids segments and {n_in} audio_in_ids segments')
-    length = max(len(r[0]) for r in rows)
     device = input_ids.device
+    batch, text_len = input_ids.shape
+    real = attention_mask.bool()
+    kind = torch.full_like(input_ids, TEXT)
+    length = real.long()
+    first = torch.arange(text_len, device=device).expand_as(input_ids).clone()
+    found = {}
+    for token, code, starts, total, name in (
+            (audio_out_token_id, AUDIO_OUT, audio_out_ids_start,
+             num_audio_out_frames, 'audio_out_ids_start'),
+            (audio_in_token_id, AUDIO_IN, audio_in_ids_start,
+             num_audio_in_frames, 'audio_in_ids_start')):
+        seg_start, seg_len = _segments(starts, total, name, device)
+        where = real & (input_ids == token)
+        found[code] = (int(where.sum()), len(seg_start))
+        if found[code][0] != found[code][1]:
+            continue  # reported below with both counts
+        # Masked assignment is row-major: the placeholders' order.
+        kind[where] = code
+        length[where] = seg_len
+        first[where] = seg_start
+    (ph_out, n_out), (ph_in, n_in) = found[AUDIO_OUT], found[AUDIO_IN]
+    if ph_out != n_out or ph_in != n_in:
+        raise ValueError(
+            f'the batch has {ph_out} <|AUDIO_OUT|> and {ph_in} <|AUDIO|> '
+            f'placeholders but {n_out} audio_out_ids segments and {n_in} '
+            'audio_in_ids segments')
 
-    def pad(values, fill):
-        return torch.tensor([v + [fill] * (length - len(v)) for v in values],
-                            dtype=torch.long, device=device)
+    flat_len = length.flatten()
+    src = torch.repeat_interleave(
+        torch.arange(flat_len.numel(), device=device), flat_len)
+    step = torch.arange(len(src), device=device)
+    within = step - (flat_len.cumsum(0) - flat_len)[src]
+    row = src // text_len
+    row_len = length.sum(1)
+    col = step - (row_len.cumsum(0) - row_len)[row]
+    out_len = int(row_len.max()) if batch else 0
 
-    real = [[1] * len(r[0]) for r in rows]
+    def lay(values: torch.Tensor, fill: int) -> torch.Tensor:
+        out = torch.full((batch, out_len), fill, dtype=torch.long,
+                         device=device)
+        out[row, col] = values
+        return out
+
+    src_kind = kind.flatten()[src]
+    expanded_labels = None
+    if label_ids is not None:
+        expanded_labels = lay(
+            torch.where(src_kind == TEXT,
+                        label_ids.flatten()[src].long(), IGNORE_INDEX),
+            IGNORE_INDEX)
     return MergedSequence(
-        kind=pad([r[0] for r in rows], TEXT),
-        index=pad([r[1] for r in rows], 0),
-        attention_mask=pad(real, 0),
-        expanded_labels=(pad([r[2] for r in rows], IGNORE_INDEX)
-                         if labels is not None else None),
-        position_ids=pad([list(range(len(r[0]))) for r in rows], 0))
+        kind=lay(src_kind, TEXT),
+        index=lay(first.flatten()[src] + within, 0),
+        attention_mask=lay(torch.ones_like(src), 0),
+        expanded_labels=expanded_labels,
+        position_ids=lay(col, 0))
