@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from mmcv.ops import batched_nms
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
+from torch.nn.utils.rnn import pad_sequence
 
 from engine_plugins.registry import MODELS
 from engine_plugins.task_modules import DFLBoxCoder, make_anchor_points
@@ -120,18 +121,19 @@ class PSALMDualHead(BaseModule):
         cls_maps, box_maps = self(feats, prototypes)
         points, strides = self._anchors(cls_maps)
         gts = [s.gt_instances for s in data_samples]
-        num_gts = max([len(g) for g in gts] + [1])
         device = points.device
-        gt_bboxes = torch.zeros(len(gts), num_gts, 4, device=device)
-        gt_labels = torch.zeros(
-            len(gts), num_gts, dtype=torch.long, device=device)
-        pad_mask = torch.zeros(
-            len(gts), num_gts, dtype=torch.bool, device=device)
-        for b, g in enumerate(gts):
-            n = len(g)
-            gt_bboxes[b, :n] = getattr(g.bboxes, 'tensor', g.bboxes)
-            gt_labels[b, :n] = g.labels
-            pad_mask[b, :n] = True
+        # Pad to (B, M, 4) in one call; M >= 1 keeps shapes non-empty.
+        gt_bboxes = pad_sequence(
+            [getattr(g.bboxes, 'tensor', g.bboxes).float() for g in gts] +
+            [torch.zeros(1, 4, device=device)],
+            batch_first=True)[:-1]
+        gt_labels = pad_sequence(
+            [g.labels.long() for g in gts] +
+            [torch.zeros(1, dtype=torch.long, device=device)],
+            batch_first=True)[:-1]
+        counts = torch.tensor([len(g) for g in gts], device=device)
+        pad_mask = torch.arange(
+            gt_bboxes.shape[1], device=device) < counts[:, None]
         return self.loss_module(
             _flatten(cls_maps), _flatten(box_maps), points, strides,
             gt_labels, gt_bboxes, pad_mask)
