@@ -15,8 +15,8 @@ from .simulation import simulate_scene
 
 # Arrays kept in a val/test cache file, with their per-sample shapes
 # (filled in by ``_shapes``).
-CACHE_KEYS = ('cov', 'cov_true', 'angles', 'source_cov', 'noise_power',
-              'num_sources', 'snr_db')
+CACHE_KEYS = ('cov', 'cov_true', 'angles', 'steering', 'source_cov',
+              'noise_power', 'num_sources', 'snr_db')
 
 
 @DATASETS.register_module()
@@ -32,7 +32,8 @@ class RISDoADataset(Dataset):
     Each item is ``dict(inputs=(2, D, D) float32 real/imag of the sample
     covariance, data_samples=dict(...))`` with ``cov``, ``cov_true``
     (complex64, trace = D), ``angles`` (degrees, ``(K_max, angle_dims)``,
-    zero-padded), ``num_sources``, ``snr_db``, ``source_cov`` and
+    zero-padded), ``steering`` (complex64 ``(D, K_max)`` at those angles),
+    ``num_sources``, ``snr_db``, ``source_cov`` and
     ``noise_power`` (for the CRB).
 
     Args:
@@ -110,12 +111,19 @@ class RISDoADataset(Dataset):
                            **self.scene_kwargs)
         angles = np.zeros((self.max_sources, self.geometry.angle_dims))
         angles[:k] = s['angles']
+        # The losses' steering vectors come from the geometry that made the
+        # data (so a model cannot disagree with it), computed here rather
+        # than on the host in every training step. Padded columns hold the
+        # (unit-norm) steering at the padded angle, masked by num_sources.
+        steering = self.geometry.steering(np.radians(angles)).astype(
+            np.complex64)
         src = np.zeros((self.max_sources, ) * 2, np.complex128)
         src[:k, :k] = s['source_cov']
         return dict(
             cov=s['cov'].astype(np.complex64),
             cov_true=s['cov_true'].astype(np.complex64),
             angles=angles.astype(np.float32),
+            steering=steering,
             source_cov=src.astype(np.complex64),
             noise_power=np.float32(s['noise_power']),
             num_sources=np.int64(k),

@@ -144,7 +144,8 @@ class RISCovarianceNet(BaseModel):
         return cov * (self.dim / trace)[:, None, None]
 
     def true_steering(self, labels: dict) -> torch.Tensor:
-        """Steering vectors at the labelled angles, (B, D, K_max)."""
+        """Steering vectors at the labelled angles, (B, D, K_max), for
+        labels without ``steering`` (``RISDoADataset`` provides it)."""
         angles = labels['angles'].detach().cpu().double().numpy()
         steer = np.stack(
             [self.geometry.steering(np.radians(a)) for a in angles])

@@ -46,6 +46,12 @@ def test_item_fields_and_contracts(tmp_path):
     src = s['source_cov'][:k, :k].numpy().astype(np.complex128)
     ideal = a @ src @ a.conj().T + float(s['noise_power']) * np.eye(16)
     np.testing.assert_allclose(ideal, s['cov_true'].numpy(), atol=1e-5)
+    # The losses' steering vectors are the same manifold, padded columns
+    # at the padded (zero) angles.
+    assert s['steering'].shape == (16, 3)
+    np.testing.assert_allclose(s['steering'][:, :k].numpy(), a, atol=1e-6)
+    np.testing.assert_allclose(s['steering'][:, k:].numpy(),
+                               np.ones((16, 3 - k)), atol=1e-6)
     # Noise power relative to the (unit) source power is the SNR.
     assert src[0, 0].real / float(s['noise_power']) == pytest.approx(10.0)
 
