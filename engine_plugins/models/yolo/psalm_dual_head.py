@@ -13,6 +13,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from engine_plugins.registry import MODELS
 from engine_plugins.task_modules import DFLBoxCoder, make_anchor_points
+from ..input_frame import boxes_to_original_image
 from .layers import conv
 
 
@@ -163,27 +164,8 @@ class PSALMDualHead(BaseModule):
             dets, kept = dets[:cfg['max_per_img']], kept[:cfg['max_per_img']]
             boxes = dets[:, :4]
             if rescale:
-                boxes = self._to_original(boxes, sample.metainfo)
+                boxes = boxes_to_original_image(boxes, sample.metainfo)
             results.append(
                 InstanceData(bboxes=boxes, scores=dets[:, 4],
                              labels=label[kept]))
         return results
-
-    @staticmethod
-    def _to_original(boxes: torch.Tensor, meta: dict) -> torch.Tensor:
-        """Undo letterbox padding (``pad_param``: top, bottom, left, right)
-        and resize (``scale_factor``: w, h), then clip."""
-        pad = meta.get('pad_param')
-        if pad is not None:
-            boxes = boxes - boxes.new_tensor([pad[2], pad[0], pad[2],
-                                              pad[0]])
-        scale = meta.get('scale_factor')
-        if scale is not None:
-            boxes = boxes / boxes.new_tensor(scale).repeat(2)
-        if 'ori_shape' in meta:
-            h, w = meta['ori_shape'][:2]
-            boxes = torch.stack([
-                boxes[:, 0].clamp(0, w), boxes[:, 1].clamp(0, h),
-                boxes[:, 2].clamp(0, w), boxes[:, 3].clamp(0, h)
-            ], -1)
-        return boxes

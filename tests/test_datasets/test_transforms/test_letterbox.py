@@ -1,11 +1,11 @@
-"""LetterBox: centred padding, box shift, and the head's inverse."""
+"""LetterBox: centred padding, box shift, and its inverse."""
 import numpy as np
 import pytest
 import torch
 from mmdet.structures.bbox import HorizontalBoxes
 
 from engine_plugins.datasets.transforms import LetterBox
-from engine_plugins.models.yolo import PSALMDualHead
+from engine_plugins.models.input_frame import boxes_to_original_image
 
 
 def _results(height, width, boxes):
@@ -42,7 +42,7 @@ def test_odd_padding_and_no_scale_up():
                                torch.tensor([[17.0, 21.0, 47.0, 41.0]]))
 
 
-def test_head_inverse_recovers_original_boxes():
+def test_inverse_recovers_original_boxes():
     box = [[50.0, 20.0, 150.0, 80.0]]
     out = LetterBox(scale=(64, 64))(_results(100, 200, box))
     meta = dict(
@@ -50,7 +50,7 @@ def test_head_inverse_recovers_original_boxes():
         scale_factor=out['scale_factor'],
         ori_shape=(100, 200))
     torch.testing.assert_close(
-        PSALMDualHead._to_original(out['gt_bboxes'].tensor, meta),
+        boxes_to_original_image(out['gt_bboxes'].tensor, meta),
         torch.tensor(box))
 
 
