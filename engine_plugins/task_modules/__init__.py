@@ -1,10 +1,12 @@
 """Assigners, box coders and overlap metrics."""
 from .anchor_points import make_anchor_points
-from .assigners import TALTargets, YOLOv8TaskAlignedAssigner
+from .assigners import (BatchedHungarianMatcher, NonFiniteMatchCostError,
+                        TALTargets, YOLOv8TaskAlignedAssigner)
 from .coders import DFLBoxCoder
 from .overlaps import bbox_ciou
 
 __all__ = [
-    'DFLBoxCoder', 'TALTargets', 'YOLOv8TaskAlignedAssigner', 'bbox_ciou',
+    'BatchedHungarianMatcher', 'DFLBoxCoder', 'NonFiniteMatchCostError',
+    'TALTargets', 'YOLOv8TaskAlignedAssigner', 'bbox_ciou',
     'make_anchor_points'
 ]
