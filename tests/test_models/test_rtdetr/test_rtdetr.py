@@ -7,6 +7,7 @@ from mmdet.structures import DetDataSample
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
+from engine_plugins.models.rtdetr.rtdetr import resnet_out_channels
 from engine_plugins.registry import MODELS
 from tests.test_models.test_rtdetr.test_rtdetr_criterion import MATCHER
 
@@ -26,7 +27,10 @@ def tiny_rtdetr_cfg(num_classes=3, **decoder):
         backbone=dict(
             type='ResNet', depth=18, base_channels=8, out_indices=(1, 2, 3)),
         encoder=dict(
-            type='HybridEncoder', hidden_dim=16, num_heads=2, ffn_dim=32,
+            type='HybridEncoder',
+            hidden_dim=16,
+            num_heads=2,
+            ffn_dim=32,
             num_csp_blocks=1),
         decoder=dict(
             type='RTDETRDecoder',
@@ -38,8 +42,7 @@ def tiny_rtdetr_cfg(num_classes=3, **decoder):
             denoising=dict(num_denoising=6),
             **decoder),
         criterion=dict(
-            type='RTDETRCriterion', num_classes=num_classes,
-            matcher=MATCHER),
+            type='RTDETRCriterion', num_classes=num_classes, matcher=MATCHER),
         test_cfg=dict(max_per_img=5))
 
 
@@ -50,12 +53,13 @@ def _batch(num_gts=(2, 1)):
             metainfo=dict(img_path=f'{i}.jpg', img_shape=(64, 96)))
         xy = torch.tensor([[4.0, 6.0], [30.0, 20.0], [50.0, 10.0]])[:n]
         sample.gt_instances = InstanceData(
-            bboxes=torch.cat([xy, xy + 20], 1),
-            labels=torch.arange(n) % 3)
+            bboxes=torch.cat([xy, xy + 20], 1), labels=torch.arange(n) % 3)
         samples.append(sample)
     return dict(
-        inputs=[torch.randint(0, 255, (3, 64, 96), dtype=torch.uint8)
-                for _ in num_gts],
+        inputs=[
+            torch.randint(0, 255, (3, 64, 96), dtype=torch.uint8)
+            for _ in num_gts
+        ],
         data_samples=samples)
 
 
@@ -150,3 +154,20 @@ def test_conflicting_class_counts_are_named():
     cfg['decoder']['num_classes'] = 80
     with pytest.raises(ValueError, match='decoder.num_classes=80'):
         MODELS.build(cfg)
+
+
+def test_a_misspelt_argument_names_the_accepted_ones():
+    # Seed 003, bugs 2 and 7: kwargs the model does not take.
+    cfg = tiny_rtdetr_cfg()
+    cfg['decoder']['num_denoising'] = 100
+    with pytest.raises(Exception, match="did you mean 'denoising'"):
+        MODELS.build(cfg)
+
+
+@pytest.mark.parametrize('type_, depth', [('ResNet', 18), ('ResNet', 34),
+                                          ('ResNet', 50), ('ResNetV1d', 101)])
+def test_encoder_channels_follow_every_resnet_depth(type_, depth):
+    backbone = MODELS.build(
+        dict(type=type_, depth=depth, base_channels=8, out_indices=(1, 2, 3)))
+    feats = backbone(torch.zeros(1, 3, 64, 64))
+    assert resnet_out_channels(backbone) == [f.shape[1] for f in feats]

@@ -5,7 +5,8 @@ import torch
 
 from engine_plugins.engine.sanity.preflight import TargetFormatError
 from engine_plugins.models.rtdetr import (DecoderOutputs, DenoisingGroups,
-                                          RTDETRCriterion, RTDETRVarifocalLoss)
+                                          RTDETRCriterion, RTDETRVarifocalLoss,
+                                          rtdetr_criterion)
 
 MATCHER = dict(
     type='BatchedHungarianMatcher',
@@ -127,3 +128,18 @@ def test_autocast_inputs_give_fp32_losses_equal_to_fp32():
         # bf16 inputs keep ~3 significant digits.
         assert float(value) == pytest.approx(
             float(reference[key]), rel=2e-2, abs=1e-3), key
+
+
+def test_box_count_is_averaged_over_ranks(monkeypatch):
+    # Another rank holds 3 boxes to our 1: both divide by mean(1, 3) = 2.
+    def fake_all_reduce(tensor, op):
+        assert op == 'mean'
+        tensor.copy_((tensor + 3.0) / 2)
+
+    logits, boxes = _case()
+    single = _criterion()(_outputs(logits, boxes), GT_LABELS, GT_BOXES)
+    monkeypatch.setattr(rtdetr_criterion.dist, 'all_reduce', fake_all_reduce)
+    ddp = _criterion()(_outputs(logits, boxes), GT_LABELS, GT_BOXES)
+    for key in single:
+        assert float(ddp[key]) == pytest.approx(
+            float(single[key]) / 2, rel=1e-5), key
