@@ -33,6 +33,7 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=8,
     num_workers=1,
+    batch_sampler=None,  # plain shuffled batches
     persistent_workers=True,
     pin_memory=False,
     dataset=dict(

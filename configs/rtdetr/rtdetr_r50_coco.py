@@ -5,11 +5,14 @@
 # Hungarian-matched VFL / L1 / GIoU losses. AdamW 1e-4 (backbone 1e-5),
 # weight decay 1e-4 (none on norms and embeddings), grad clip 0.1, EMA
 # 0.9999, 72 epochs, total batch 16.
-_base_ = ['../_base_/default_runtime.py']
+_base_ = [
+    '../_base_/default_runtime.py', '../_base_/datasets/coco_detection.py'
+]
 
 # ---- data ------------------------------------------------------------------
+# COCO 2017 through the dataset base (CocoDataset, CocoMetric with the
+# standard maxDets); this file sets the pipelines and batch sizes.
 data_root = 'data/coco/'
-dataset_type = 'CocoDataset'
 img_scale = (640, 640)  # (w, h) network input
 backend_args = None
 num_classes = 80
@@ -46,45 +49,18 @@ test_pipeline = [
                    'scale_factor')),
 ]
 
+# Images without boxes are kept: they teach the background. Batches group
+# landscape and portrait images (the base's AspectRatioBatchSampler).
 train_dataloader = dict(
     batch_size=4,
     num_workers=4,
-    persistent_workers=True,
     pin_memory=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='annotations/instances_train2017.json',
-        data_prefix=dict(img='train2017/'),
         filter_cfg=dict(filter_empty_gt=False, min_size=1),
-        pipeline=train_pipeline,
-        backend_args=backend_args))
+        pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=8,
-    num_workers=4,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='annotations/instances_val2017.json',
-        data_prefix=dict(img='val2017/'),
-        test_mode=True,
-        pipeline=test_pipeline,
-        backend_args=backend_args))
+    batch_size=8, num_workers=4, dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-
-# proposal_nums (1, 10, 100): the standard COCO AP (mmdet's default
-# (100, 300, 1000) would report the AP at 1000 detections).
-val_evaluator = dict(
-    type='CocoMetric',
-    ann_file=data_root + 'annotations/instances_val2017.json',
-    metric='bbox',
-    proposal_nums=(1, 10, 100),
-    backend_args=backend_args)
-test_evaluator = val_evaluator
 
 # ---- model -----------------------------------------------------------------
 model = dict(
@@ -188,6 +164,8 @@ custom_hooks = [
         priority=49),
 ]
 
+# Detection runs draw predictions with mmdet's visualizer; `tools/test.py
+# --show-dir DIR` switches drawing on.
 default_hooks = dict(
     checkpoint=dict(interval=1, max_keep_ckpts=3, save_best='auto'),
     logger=dict(interval=50),

@@ -11,6 +11,7 @@ from mmengine.registry import init_default_scope
 from engine_plugins.datasets import write_demo_shapes
 from engine_plugins.registry import DATASETS
 from engine_plugins.utils.config_loading import build_runner, load_config
+from tests.test_configs.one_iteration import demo_dataset, one_iteration_cfg
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
@@ -26,49 +27,18 @@ def demo_root(tmp_path_factory):
     return root
 
 
-def _demo_dataset(dataset, root, split):
-    dataset.update(
-        type='DemoShapesDataset',
-        data_root=root,
-        generate=DEMO,
-        ann_file=f'annotations/{split}.json',
-        data_prefix=dict(img=f'{split}/'))
-    dataset.pop('filter_cfg', None)
-
-
-def _one_iteration_cfg(path, root, work_dir):
-    """The config as written, but on demo data: batch 2, one epoch of one
-    iteration, then validation; workers off; AMP as bf16 on CPU."""
-    cfg = load_config(path, work_dir=work_dir)
-    _demo_dataset(cfg.train_dataloader.dataset, root, 'train')
-    cfg.train_dataloader.dataset = dict(
-        type='FirstSamplesDataset',
-        dataset=cfg.train_dataloader.dataset,
-        num_samples=2)
-    for loader in ('val_dataloader', 'test_dataloader'):
-        _demo_dataset(cfg[loader].dataset, root, 'val')
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[loader].update(
-            batch_size=2, num_workers=0, persistent_workers=False)
-    cfg.val_evaluator.ann_file = root + 'annotations/val.json'
+def _adapt(cfg):
     cfg.model.fusion.num_classes = 3  # the demo classes
-    cfg.train_cfg.update(max_epochs=1, val_interval=1)
     for hook in cfg.custom_hooks:
         if hook.type == 'CloseMosaicHook':
             hook.num_last_epochs = 0  # train this iteration with mosaic
-    if cfg.optim_wrapper.get('dtype') == 'float16':
-        cfg.optim_wrapper.dtype = 'bfloat16'  # fp16 needs CUDA
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
-    cfg.experiment_name = 'cfg_' + osp.splitext(osp.basename(path))[0]
-    return cfg
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
     'path', CONFIGS, ids=[osp.relpath(p, REPO) for p in CONFIGS])
-def test_config_trains_one_iteration_and_evaluates(path, demo_root,
-                                                   tmp_path):
-    cfg = _one_iteration_cfg(path, demo_root, str(tmp_path))
+def test_config_trains_one_iteration_and_evaluates(path, demo_root, tmp_path):
+    cfg = one_iteration_cfg(path, demo_root, str(tmp_path), DEMO, _adapt)
     runner = build_runner(cfg)
     before = [p.detach().clone() for p in runner.model.parameters()]
     metrics = runner.train() and runner.message_hub.get_info('val_metrics')
@@ -85,8 +55,7 @@ def test_config_trains_one_iteration_and_evaluates(path, demo_root,
 
 @pytest.mark.parametrize(
     'path', CONFIGS, ids=[osp.relpath(p, REPO) for p in CONFIGS])
-def test_stage2_and_test_pipelines_give_network_sized_images(
-        path, demo_root):
+def test_stage2_and_test_pipelines_give_network_sized_images(path, demo_root):
     """The close-mosaic pipeline and the test pipeline are not run by the
     one-iteration test above; both must give ``img_scale`` images."""
     init_default_scope('engine_plugins')
@@ -94,7 +63,7 @@ def test_stage2_and_test_pipelines_give_network_sized_images(
     for pipeline, split in ((cfg.train_pipeline_stage2, 'train'),
                             (cfg.test_pipeline, 'val')):
         dataset = dict(type='DemoShapesDataset', pipeline=[])
-        _demo_dataset(dataset, demo_root, split)
+        demo_dataset(dataset, demo_root, split, DEMO)
         data = DATASETS.build(dataset)
         sample = Compose(pipeline)(data[0])
         height, width = sample['inputs'].shape[-2:]

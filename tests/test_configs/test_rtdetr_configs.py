@@ -13,7 +13,7 @@ from mmengine.registry import init_default_scope
 from engine_plugins.datasets import write_demo_shapes
 from engine_plugins.registry import MODELS
 from engine_plugins.utils.config_loading import build_runner, load_config
-from tests.test_configs.test_psalm_yolo_configs import _demo_dataset
+from tests.test_configs.one_iteration import one_iteration_cfg
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'rtdetr', '*.py')))
@@ -27,37 +27,16 @@ def demo_root(tmp_path_factory):
     return root
 
 
-def _one_iteration_cfg(path, root, work_dir):
-    """The config as written, but on demo data: batch 2, one iteration,
-    then validation; no ImageNet download; AMP as bf16 on CPU."""
-    cfg = load_config(path, work_dir=work_dir)
-    _demo_dataset(cfg.train_dataloader.dataset, root, 'train')
-    cfg.train_dataloader.dataset = dict(
-        type='FirstSamplesDataset',
-        dataset=cfg.train_dataloader.dataset,
-        num_samples=2)
-    for loader in ('val_dataloader', 'test_dataloader'):
-        _demo_dataset(cfg[loader].dataset, root, 'val')
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[loader].update(
-            batch_size=2, num_workers=0, persistent_workers=False)
-    cfg.val_evaluator.ann_file = root + 'annotations/val.json'
+def _adapt(cfg):
     cfg.model.criterion.num_classes = 3  # the demo classes
-    cfg.model.backbone.init_cfg = None  # no download in tests
-    cfg.train_cfg.update(max_epochs=1, val_interval=1)
-    if cfg.optim_wrapper.get('dtype') == 'float16':
-        cfg.optim_wrapper.dtype = 'bfloat16'  # fp16 needs CUDA
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
-    cfg.experiment_name = 'cfg_' + osp.splitext(osp.basename(path))[0]
-    return cfg
+    cfg.model.backbone.init_cfg = None  # no ImageNet download in tests
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
     'path', CONFIGS, ids=[osp.relpath(p, REPO) for p in CONFIGS])
-def test_config_trains_one_iteration_and_evaluates(path, demo_root,
-                                                   tmp_path):
-    cfg = _one_iteration_cfg(path, demo_root, str(tmp_path))
+def test_config_trains_one_iteration_and_evaluates(path, demo_root, tmp_path):
+    cfg = one_iteration_cfg(path, demo_root, str(tmp_path), DEMO, _adapt)
     runner = build_runner(cfg)
     before = [p.detach().clone() for p in runner.model.parameters()]
     runner.train()
@@ -68,8 +47,10 @@ def test_config_trains_one_iteration_and_evaluates(path, demo_root,
     # Every decoder layer, the encoder and the denoising groups are scored.
     scalars = runner.message_hub.log_scalars
     layers = cfg.model.decoder.num_layers
-    for key in ['loss_vfl', 'enc_loss_giou', 'dn_loss_bbox',
-                f'd{layers - 2}.dn_loss_vfl']:
+    for key in [
+            'loss_vfl', 'enc_loss_giou', 'dn_loss_bbox',
+            f'd{layers - 2}.dn_loss_vfl'
+    ]:
         assert f'train/{key}' in scalars, sorted(scalars)
     assert f'train/d{layers - 1}.loss_vfl' not in scalars
     assert 'val/coco/bbox_mAP_50' in scalars, sorted(scalars)
@@ -98,6 +79,5 @@ def test_h100_config_keeps_aspect_and_pads_to_32():
     assert tuple(sample['inputs'].shape[-2:]) == (1080, 1920)
     preprocessor = MODELS.build(cfg.model.data_preprocessor)
     batch = preprocessor(
-        dict(inputs=[sample['inputs']],
-             data_samples=[sample['data_samples']]))
+        dict(inputs=[sample['inputs']], data_samples=[sample['data_samples']]))
     assert tuple(batch['inputs'].shape[-2:]) == (1088, 1920)
