@@ -17,6 +17,7 @@ import math
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 
 from .errors import TrainingSanityError
 
@@ -96,14 +97,7 @@ def check_detection_targets(data_samples: Sequence[Any], num_classes: int,
         h, w = meta.get('img_shape', meta.get('batch_input_shape',
                                               (None, None)))[:2]
         if box_format == 'cxcywh_normalized':
-            if bool((boxes > 1.0 + 1e-4).any()) or bool((boxes < -1e-4).any()):
-                j = int(((boxes > 1 + 1e-4) |
-                         (boxes < -1e-4)).any(-1).nonzero()[0])
-                raise TargetFormatError(
-                    f'{where}, instance {j}: box {boxes[j].tolist()} is not '
-                    'normalized cxcywh in [0, 1]: it looks like pixel '
-                    'coordinates. The loss expects normalized boxes; '
-                    'convert once in the data preprocessor')
+            check_normalized_cxcywh(boxes, where)
             continue
         if h is not None and max(h, w) > 2 and bool((boxes <= 1.0).all()):
             raise TargetFormatError(
@@ -126,6 +120,45 @@ def check_detection_targets(data_samples: Sequence[Any], num_classes: int,
                     f'{where}, instance {j}: box {boxes[j].tolist()} lies '
                     f'outside the {h}x{w} network input: boxes must be in '
                     'the frame after resize/letterbox')
+
+
+# Slack outside [0, 1]: float rounding of boxes touching the edge.
+_NORMALIZED_TOL = 1e-4
+
+
+def check_normalized_cxcywh(boxes: torch.Tensor, where: str) -> None:
+    """Raise :class:`TargetFormatError` unless ``boxes`` ``(N, 4)`` are
+    finite cxcywh normalized to [0, 1], lying inside the frame. One host
+    sync when they are.
+
+    Args:
+        boxes: ``(N, 4)``.
+        where: Names the boxes in the message (image file or index).
+    """
+    if boxes.numel() == 0:
+        return
+    if boxes.dim() != 2 or boxes.shape[-1] != 4:
+        raise TargetFormatError(
+            f'{where}: expected (N, 4) normalized cxcywh boxes, got shape '
+            f'{tuple(boxes.shape)}')
+    boxes = boxes.detach().float()
+    values = torch.cat([boxes, bbox_cxcywh_to_xyxy(boxes)], -1)
+    bad = ~(torch.isfinite(values) & (values >= -_NORMALIZED_TOL) &
+            (values <= 1 + _NORMALIZED_TOL)).all(-1)
+    if not bool(bad.any()):
+        return
+    j = int(bad.nonzero()[0])
+    box = boxes[j].tolist()
+    if not bool(torch.isfinite(boxes[j]).all()):
+        raise TargetFormatError(f'{where}, instance {j}: non-finite box {box}')
+    if float(boxes[j].max()) > 2:
+        raise TargetFormatError(
+            f'{where}, instance {j}: box {box} is not normalized cxcywh in '
+            '[0, 1]: it looks like pixel coordinates. The loss expects '
+            'normalized boxes; convert once in the data preprocessor')
+    raise TargetFormatError(
+        f'{where}, instance {j}: box {box} is normalized cxcywh but reaches '
+        'outside the image; clip boxes in the data pipeline')
 
 
 def dataset_classes(dataset: Any) -> Optional[Sequence[str]]:

@@ -7,6 +7,7 @@ from mmengine import dist
 from torch import nn
 
 from engine_plugins.engine.fp32_region import fp32_region
+from engine_plugins.engine.sanity.preflight import TargetFormatError
 from engine_plugins.registry import MODELS, TASK_UTILS
 from .box_convention import check_normalized_cxcywh
 from .rtdetr_decoder import DecoderOutputs
@@ -114,12 +115,17 @@ class RTDETRCriterion(nn.Module):
             raise ValueError(f'RTDETRCriterion: {len(gt_labels)} label '
                              f'lists but {len(gt_boxes)} box lists')
         for i, (labels, boxes) in enumerate(zip(gt_labels, gt_boxes)):
-            what = f'gt boxes of image {i}' + (
-                f' ({names[i]})' if i < len(names) else '')
-            check_normalized_cxcywh(boxes, what)
             if len(labels) != len(boxes):
-                raise ValueError(f'{what}: {len(boxes)} boxes but '
+                raise ValueError(f'gt of image {i}: {len(boxes)} boxes but '
                                  f'{len(labels)} labels')
+        try:  # the whole batch at once: one host sync per step
+            check_normalized_cxcywh(torch.cat(list(gt_boxes)), 'gt boxes')
+        except TargetFormatError:
+            for i, boxes in enumerate(gt_boxes):  # name the image
+                check_normalized_cxcywh(
+                    boxes, f'gt boxes of image {i}' +
+                    (f' ({names[i]})' if i < len(names) else ''))
+            raise
 
     @staticmethod
     def _num_boxes(gt_labels, device) -> torch.Tensor:

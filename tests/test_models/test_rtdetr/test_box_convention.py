@@ -33,11 +33,11 @@ def test_random_boxes_round_trip():
 
 
 def test_pixel_boxes_are_named_as_pixel_boxes():
-    with pytest.raises(TargetFormatError, match='look like pixel') as err:
+    with pytest.raises(TargetFormatError, match='looks like pixel') as err:
         check_normalized_cxcywh(
             torch.tensor([[0.5, 0.5, 0.1, 0.1], [960.0, 540, 100, 80]]),
             'gt boxes of image 2 (a.jpg)')
-    assert 'image 2 (a.jpg), box 1' in str(err.value)
+    assert 'image 2 (a.jpg), instance 1' in str(err.value)
 
 
 def test_box_leaving_the_frame_is_caught_without_the_pixel_hint():
