@@ -91,7 +91,6 @@ class DenoisingQueryGenerator(nn.Module):
             return None
         num_groups = max(self.num_denoising // max_gts, 1)
         device = gt_boxes[0].device
-        batch = len(counts)
         labels = torch.nn.utils.rnn.pad_sequence(
             [lab.long() for lab in gt_labels],
             batch_first=True,
@@ -119,9 +118,12 @@ class DenoisingQueryGenerator(nn.Module):
             xyxy = xyxy + sign * size * half_wh * self.box_noise_scale
             boxes = bbox_xyxy_to_cxcywh(xyxy.clamp(0.0, 1.0))
 
-        positive_idx = [
-            (real[b] & ~negative).nonzero().flatten() for b in range(batch)
-        ]
+        # Positive k of group g sits at g * 2 * max_gts + k: built from the
+        # host-side counts, with no nonzero() sync per image.
+        group_start = torch.arange(num_groups, device=device) * 2 * max_gts
+        positive_idx = [(group_start[:, None] +
+                         torch.arange(n, device=device)).flatten()
+                        for n in counts]
         return DenoisingGroups(
             label_queries=self.label_embedding(labels),
             ref_boxes_unact=inverse_sigmoid(boxes),
