@@ -1,4 +1,5 @@
 """RT-DETR's training losses over decoder layers, encoder and denoising."""
+import itertools
 from typing import Dict, List, Sequence, Tuple
 
 import torch
@@ -87,6 +88,9 @@ class RTDETRCriterion(nn.Module):
         """
         self._check_targets(gt_labels, gt_boxes, names)
         num_boxes = self._num_boxes(gt_labels, outputs.logits.device)
+        sizes = [len(labels) for labels in gt_labels]
+        gts = (torch.cat(list(gt_labels)).long(), torch.cat(list(gt_boxes)),
+               [0, *itertools.accumulate(sizes)][:-1])
         losses = {}
         num_layers = outputs.logits.shape[0]
         sets = [(f'd{i}.', outputs.logits[i], outputs.boxes[i])
@@ -96,8 +100,8 @@ class RTDETRCriterion(nn.Module):
         for prefix, logits, boxes in sets:
             matches = self.matcher(logits, boxes, gt_labels, gt_boxes)
             losses.update(
-                self._set_losses(prefix, logits, boxes, matches, gt_labels,
-                                 gt_boxes, num_boxes))
+                self._set_losses(prefix, logits, boxes, matches, gts,
+                                 num_boxes))
         if outputs.dn is not None:
             matches = self.denoising_matches(outputs.dn.positive_idx,
                                              outputs.dn.num_groups)
@@ -105,8 +109,7 @@ class RTDETRCriterion(nn.Module):
                 prefix = 'dn_' if i == num_layers - 1 else f'd{i}.dn_'
                 losses.update(
                     self._set_losses(prefix, outputs.dn_logits[i],
-                                     outputs.dn_boxes[i], matches, gt_labels,
-                                     gt_boxes,
+                                     outputs.dn_boxes[i], matches, gts,
                                      num_boxes * outputs.dn.num_groups))
         return losses
 
@@ -151,17 +154,17 @@ class RTDETRCriterion(nn.Module):
 
     def _set_losses(self, prefix: str, logits: torch.Tensor,
                     boxes: torch.Tensor, matches: Matches,
-                    gt_labels: Sequence[torch.Tensor],
-                    gt_boxes: Sequence[torch.Tensor],
+                    gts: Tuple[torch.Tensor, torch.Tensor, List[int]],
                     num_boxes: torch.Tensor) -> Dict[str, torch.Tensor]:
+        all_labels, all_boxes, offsets = gts
+        # One gather from the batch's concatenated gts: image b's gt j is
+        # row offsets[b] + j.
         image = torch.cat([
             torch.full_like(query, b) for b, (query, _) in enumerate(matches)
         ])
         query = torch.cat([query for query, _ in matches])
-        target_boxes = torch.cat(
-            [gt_boxes[b][gt] for b, (_, gt) in enumerate(matches)])
-        labels = torch.cat(
-            [gt_labels[b][gt] for b, (_, gt) in enumerate(matches)]).long()
+        row = torch.cat([gt + offsets[b] for b, (_, gt) in enumerate(matches)])
+        target_boxes, labels = all_boxes[row], all_labels[row]
         pred = boxes[image, query]
         pred_xyxy = bbox_cxcywh_to_xyxy(pred)
         target_xyxy = bbox_cxcywh_to_xyxy(target_boxes.to(pred.dtype))
