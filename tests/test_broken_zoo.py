@@ -46,7 +46,7 @@ def _run(tmp_path, model, dataset, iters=30, lr=0.05, amp=False,
             default_hooks=dict(
                 logger=dict(interval=1),
                 checkpoint=None,
-                grad_sanity=dict(locate=locate)),
+                sanity=dict(locate=locate)),
             visualizer=dict(vis_backends=[dict(type='LocalVisBackend')]),
             randomness=dict(seed=0)))
     runner = Runner.from_cfg(cfg)
@@ -152,10 +152,11 @@ def test_seed003_background_id_equal_to_num_classes(tmp_path):
     with pytest.raises(TargetFormatError) as err:
         _run(tmp_path, dict(type='ZooQueryDetector'), background,
              collate='pseudo_collate')
+    # Caught on the CPU side, before the batch reaches the model.
     assert str(err.value) == (
-        'preflight, iteration 1: zoo_0.png, instance 0: label 3 is outside '
+        'data check, iteration 1: zoo_0.png, instance 0: label 3 is outside '
         '[0, 3) (== num_classes: background must be left to the loss, not '
-        'encoded as a class index)')
+        'encoded as a class index; or the ids are 1-based)')
 
 
 def test_seed004_bf16_covariance_eigh(tmp_path):

@@ -123,7 +123,7 @@ def trial_config(base: Config, overrides: Dict, work_dir: str, epochs: int,
     cfg.experiment_name = f'{osp.basename(work_dir)}_{time.time_ns()}'
     cfg.train_cfg.update(
         max_iters=epochs * iters_per_epoch, val_interval=iters_per_epoch)
-    cfg.default_hooks.grad_sanity.update(policy='raise', interval=1)
+    cfg.default_hooks.sanity.update(policy='raise', interval=1)
     cfg.default_hooks.checkpoint = None
     return cfg
 

@@ -17,15 +17,14 @@ default_hooks = dict(
         type='CheckpointHook', interval=1, max_keep_ckpts=3, save_last=True),
     # Re-seeds the distributed sampler each epoch.
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    # Loss/gradient checks between backward and step: strict (raise) on
-    # the first 3 iterations, then every 50. Needs optim_wrapper.type
+    # The sanity engine (engine_plugins.engine.SanityHook): every batch's
+    # labels and boxes, every step's loss and gradients (a NaN/Inf step is
+    # never applied), full checks on the first 3 iterations (findings stop
+    # the run) and every 50 after (findings warn). Needs optim_wrapper.type
     # 'GradSanityOptimWrapper' or 'AmpGradSanityOptimWrapper'; disable with
-    # default_hooks=dict(grad_sanity=None).
-    grad_sanity=dict(
-        type='GradSanityHook', strict_iters=3, interval=50, policy='warn'),
-    # First-iteration checks of what the model declares: required batch
-    # keys, detection labels/box format, loss start values.
-    preflight=dict(type='PreflightHook', iters=1),
+    # default_hooks=dict(sanity=None).
+    sanity=dict(
+        type='SanityHook', strict_iters=3, interval=50, policy='skip'),
 )
 
 env_cfg = dict(

@@ -98,8 +98,8 @@ def make_overfit_config(cfg: Config,
     cfg.default_hooks.checkpoint = None
     cfg.default_hooks.logger = dict(
         type='LoggerHook', interval=max(1, iters // 20))
-    if cfg.default_hooks.get('grad_sanity'):
-        cfg.default_hooks.grad_sanity.interval = 10
+    if cfg.default_hooks.get('sanity'):
+        cfg.default_hooks.sanity.interval = 10
     cfg.log_processor = dict(
         cfg.get('log_processor', {}), by_epoch=False, window_size=1)
     cfg.custom_hooks = list(cfg.get(

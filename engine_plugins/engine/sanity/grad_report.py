@@ -1,47 +1,16 @@
-"""Gradient and loss-term reports used by the sanity optim wrappers."""
+"""Reports over per-parameter gradient norms that the step guard already
+fetched to the host (no further device work)."""
 import math
 from collections import OrderedDict
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-import torch
-
-NamedParams = Sequence[Tuple[str, torch.nn.Parameter]]
-
-# Default grad-norm groups: first matching key wins, by name prefix/part.
+# Default grad-norm groups: first matching key wins, by name part.
 DEFAULT_GROUPS = OrderedDict(
     backbone=('backbone', ), neck=('neck', ), head=('head', 'criterion'))
 
 
-def dead_loss_terms(losses: Mapping[str, torch.Tensor]) -> Dict[str, str]:
-    """Loss terms that cannot train, with the reason for each.
-
-    A term is dead when it is not a tensor, does not require grad
-    (detached, built from data only, or from a fresh leaf tensor that is
-    not a model parameter), or is non-finite. ``'zero'`` marks a term that
-    is exactly 0.0: legal for one batch, fatal if every term is.
-    """
-    dead = {}
-    for name, value in losses.items():
-        if 'loss' not in name:
-            continue  # logged values (accuracy, ...) are not optimised
-        terms = value if isinstance(value, (list, tuple)) else [value]
-        for term in terms:
-            if not isinstance(term, torch.Tensor):
-                dead[name] = f'is a {type(term).__name__}, not a tensor'
-            elif term.grad_fn is None:
-                value = f'= {term.detach().float().sum().item():g}'
-                dead[name] = (
-                    f'{value} is a leaf tensor, not computed from the model'
-                    if term.requires_grad else
-                    f'{value} is detached from the graph (no grad_fn)')
-            elif not bool(torch.isfinite(term.detach()).all()):
-                dead[name] = f'is non-finite ({term.detach().sum().item()})'
-            elif not bool(term.detach().any()):
-                dead[name] = 'zero'
-    return dead
-
-
-def _group_of(name: str, groups: Mapping[str, Sequence[str]]) -> str:
+def group_of(name: str, groups: Mapping[str, Sequence[str]]) -> str:
+    """The report group of parameter ``name`` (``'other'`` if none)."""
     parts = name.split('.')
     for group, keys in groups.items():
         if any(key in part for key in keys for part in parts[:-1]):
@@ -50,28 +19,23 @@ def _group_of(name: str, groups: Mapping[str, Sequence[str]]) -> str:
 
 
 class GradNorms:
-    """Per-parameter gradient L2 norms, computed with one host sync.
+    """Per-parameter gradient L2 norms of the trainable parameters.
 
-    Every report below derives from these norms: a norm is NaN if the
-    gradient has a NaN, inf if it has an inf (and no NaN), and 0 exactly
-    when the gradient is all zeros.
+    A norm is NaN if the gradient has a NaN, inf if it has an inf (and no
+    NaN), 0 exactly when the gradient is all zeros, and None when the
+    parameter got no gradient at all.
 
     Args:
-        named_params: ``(name, parameter)`` pairs in module order.
-        scale: Divide norms by this (a GradScaler's loss scale).
+        names: Names of the trainable parameters, in module order.
+        norms: Their gradient norms (None: no gradient).
     """
 
-    def __init__(self, named_params: NamedParams, scale: float = 1.0) -> None:
-        trainable = [(n, p) for n, p in named_params if p.requires_grad]
-        self.names = [n for n, _ in trainable]
-        with_grad = [(i, p.grad) for i, (_, p) in enumerate(trainable)
-                     if p.grad is not None]
-        self.norms: List[Optional[float]] = [None] * len(trainable)
-        if with_grad:
-            values = torch.stack(
-                torch._foreach_norm([g for _, g in with_grad])).float()
-            for (i, _), value in zip(with_grad, (values / scale).tolist()):
-                self.norms[i] = value
+    def __init__(self, names: Sequence[str],
+                 norms: Sequence[Optional[float]]) -> None:
+        if len(names) != len(norms):
+            raise ValueError(f'{len(names)} names but {len(norms)} norms')
+        self.names = list(names)
+        self.norms = list(norms)
 
     def nonfinite(self, limit: int = 5) -> List[str]:
         """The first ``limit`` parameters with NaN/Inf gradients."""
@@ -84,11 +48,11 @@ class GradNorms:
 
     def coverage(self) -> Tuple[int, int, List[str], List[str]]:
         """``(with_grad, trainable, no_grad, zero_grad)``: the count of
-        parameters with a non-zero gradient, the trainable count (frozen
-        ones are not counted), and the module prefixes of parameters whose
-        gradient is None (not in the graph) or exactly zero (in the graph,
-        but nothing flowed, e.g. a detection level without positives). Each
-        prefix reads ``'bbox_head.* (all)'`` or ``'neck.* (3/8)'``."""
+        parameters with a non-zero gradient, the trainable count, and the
+        module prefixes of parameters whose gradient is None (not in the
+        graph) or exactly zero (in the graph, but nothing flowed, e.g. a
+        detection level without positives). Each prefix reads
+        ``'bbox_head.* (all)'`` or ``'neck.* (3/8)'``."""
         total: Dict[str, int] = OrderedDict()
         none: Dict[str, int] = OrderedDict()
         zero: Dict[str, int] = OrderedDict()
@@ -118,7 +82,7 @@ class GradNorms:
         squares: Dict[str, float] = OrderedDict()
         for name, value in zip(self.names, self.norms):
             if value is not None:
-                group = _group_of(name, groups)
+                group = group_of(name, groups)
                 squares[group] = squares.get(group, 0.0) + value**2
         return OrderedDict((k, math.sqrt(v)) for k, v in squares.items())
 
@@ -130,6 +94,7 @@ def format_norms(norms: Mapping[str, float], ok: bool) -> str:
 
 
 def summarize(items: Iterable[str], limit: int = 6) -> str:
+    """The first ``limit`` items, comma-separated, and how many more."""
     items = list(items)
     more = f', … (+{len(items) - limit})' if len(items) > limit else ''
     return ', '.join(items[:limit]) + more

@@ -1,4 +1,5 @@
-"""First-iteration checks of what reaches the model and what leaves it.
+"""Checks of what reaches the model: the batch contract and the detection
+targets, plus the loss start values.
 
 A model opts in by declaring any of these attributes (all optional):
 
@@ -12,6 +13,10 @@ A model opts in by declaring any of these attributes (all optional):
 * ``expected_loss_ranges``: ``{'loss_dfl': (lo, hi)}``, the range each
   term should start in; ``loss_clamp_limits``: ``{'loss_dfl': 10.0}``,
   values a term saturates at when its inputs are out of range.
+
+Detection datasets give pixel xyxy boxes in the network-input frame
+(``img_shape``) and labels in ``[0, num_classes)``; that contract is
+checked on every batch, on the CPU, before the preprocessor.
 """
 import math
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
@@ -19,24 +24,19 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 import torch
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 
-from .errors import TrainingSanityError
+# LossRangeError is imported from here by callers of check_loss_start.
+from .errors import LossRangeError  # noqa: F401
+from .errors import BatchContractError, TargetFormatError
 
 BOX_FORMATS = ('xyxy_pixel', 'cxcywh_normalized')
+# Slack in pixels for boxes touching the border after float rounding.
+_PIXEL_TOL = 1.0
+# Slack outside [0, 1]: float rounding of boxes touching the edge.
+_NORMALIZED_TOL = 1e-4
 
 
-class BatchContractError(TrainingSanityError):
-    """A key the model requires is missing or empty."""
-
-
-class TargetFormatError(TrainingSanityError):
-    """Detection targets break the model's label or box contract."""
-
-
-class LossRangeError(TrainingSanityError):
-    """A loss term starts at a clamp limit or far outside its range."""
-
-
-def check_batch_contract(data: Mapping[str, Any], required: Sequence[str],
+def check_batch_contract(data: Mapping[str, Any],
+                         required: Sequence[str],
                          optional: Sequence[str] = ()) -> Tuple[str, ...]:
     """Raise if a required key is missing or empty; return unused keys."""
     missing = [k for k in required if data.get(k) is None]
@@ -56,10 +56,110 @@ def check_batch_contract(data: Mapping[str, Any], required: Sequence[str],
     return tuple(k for k in data if k not in known)
 
 
-def _describe(sample: Any, index: int) -> str:
-    path = sample.metainfo.get('img_path') if hasattr(sample,
-                                                      'metainfo') else None
-    return f'{path}' if path else f'batch item {index}'
+def describe_sample(sample: Any, index: int) -> str:
+    """The image file of a data sample (with its id), else its index."""
+    meta = getattr(sample, 'metainfo', None) or {}
+    path = meta.get('img_path')
+    if not path:
+        return f'batch item {index}'
+    img_id = meta.get('img_id')
+    return path if img_id is None else f'{path} (img_id {img_id})'
+
+
+def _gt(sample: Any) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+    gt = getattr(sample, 'gt_instances', None)
+    if gt is None or 'labels' not in gt or 'bboxes' not in gt or len(gt) == 0:
+        return None
+    boxes = torch.as_tensor(getattr(gt.bboxes, 'tensor', gt.bboxes))
+    return torch.as_tensor(gt.labels), boxes.detach().float()
+
+
+def check_labels(labels: torch.Tensor, num_classes: int, where: str) -> None:
+    """Raise :class:`TargetFormatError` (cause ``label_range``) for a label
+    outside ``[0, num_classes)``."""
+    bad = ((labels < 0) | (labels >= num_classes)).nonzero().flatten()
+    if not bad.numel():
+        return
+    j = int(bad[0])
+    value = int(labels[j])
+    if value == num_classes:
+        note = (' (== num_classes: background must be left to the loss, not '
+                'encoded as a class index; or the ids are 1-based)')
+    elif value < 0:
+        note = (' (negative: an "ignore" label; drop such boxes in the '
+                'dataset, the losses have no ignore class)')
+    else:
+        note = ''
+    raise TargetFormatError(
+        f'{where}, instance {j}: label {value} is outside '
+        f'[0, {num_classes}){note}', 'label_range')
+
+
+def _valid_as(boxes: torch.Tensor, h: float, w: float, fmt: str) -> bool:
+    """Whether every box read as ``fmt`` lies inside an ``h`` x ``w``
+    frame with positive size."""
+    a, b, c, d = boxes.unbind(-1)
+    if fmt == 'xywh':
+        x1, y1, x2, y2 = a, b, a + c, b + d
+    elif fmt == 'cxcywh':
+        x1, y1, x2, y2 = a - c / 2, b - d / 2, a + c / 2, b + d / 2
+    else:
+        x1, y1, x2, y2 = a, b, c, d
+    t = _PIXEL_TOL
+    return bool(((x2 > x1) & (y2 > y1) & (x1 >= -t) & (y1 >= -t) &
+                 (x2 <= w + t) & (y2 <= h + t)).all())
+
+
+def _format_hint(boxes: torch.Tensor, h: float, w: float) -> str:
+    fits = [f for f in ('xywh', 'cxcywh') if _valid_as(boxes, h, w, f)]
+    if fits:
+        return f': they read correctly as {" or ".join(fits)}'
+    return ' (cxcywh or xywh?)'
+
+
+def check_pixel_boxes(boxes: torch.Tensor, meta: Mapping[str, Any],
+                      where: str) -> None:
+    """Pixel xyxy boxes inside the network input ``meta['img_shape']``.
+
+    Raises:
+        TargetFormatError: non-finite, normalized-looking, inverted or
+            outside boxes; the message guesses the format or frame.
+    """
+    if not bool(torch.isfinite(boxes).all()):
+        raise TargetFormatError(f'{where}: non-finite gt boxes')
+    shape = meta.get('img_shape', meta.get('batch_input_shape'))
+    h, w = (shape[:2] if shape is not None else (None, None))
+    if h is not None and max(h, w) > 2 and bool((boxes <= 1.0).all()):
+        raise TargetFormatError(
+            f'{where}: every gt box coordinate is <= 1 in a {h}x{w} '
+            'image: the boxes look normalized, but the loss expects '
+            'pixel xyxy')
+    inverted = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+    if bool(inverted.any()):
+        j = int(inverted.nonzero()[0])
+        hint = _format_hint(boxes, h, w) if h is not None else ''
+        raise TargetFormatError(
+            f'{where}, instance {j}: box {boxes[j].tolist()} has x2 < x1 '
+            f'or y2 < y1: not xyxy{hint}')
+    if h is None:
+        return
+    t = _PIXEL_TOL
+    outside = ((boxes[:, 0] < -t) | (boxes[:, 1] < -t) | (boxes[:, 2] > w + t)
+               | (boxes[:, 3] > h + t))
+    if bool(outside.any()):
+        j = int(outside.nonzero()[0])
+        ori = meta.get('ori_shape')
+        frame = ''
+        if ori is not None and tuple(
+                ori[:2]) != (h,
+                             w) and bool((boxes[:, 2] <= ori[1] + t).all()
+                                         & (boxes[:, 3] <= ori[0] + t).all()):
+            frame = (f'; all boxes fit the original {ori[0]}x{ori[1]} '
+                     'image: they were not resized/letterboxed with it')
+        raise TargetFormatError(
+            f'{where}, instance {j}: box {boxes[j].tolist()} lies '
+            f'outside the {h}x{w} network input: boxes must be in '
+            f'the frame after resize/letterbox{frame}')
 
 
 def check_detection_targets(data_samples: Sequence[Any], num_classes: int,
@@ -73,67 +173,52 @@ def check_detection_targets(data_samples: Sequence[Any], num_classes: int,
     if box_format not in BOX_FORMATS:
         raise ValueError(
             f'box_format must be one of {BOX_FORMATS}, got {box_format!r}')
+    degenerate = total = 0
     for i, sample in enumerate(data_samples):
-        gt = getattr(sample, 'gt_instances', None)
-        if gt is None or len(gt) == 0:
+        gt = _gt(sample)
+        if gt is None:
             continue
-        where = _describe(sample, i)
-        labels = gt.labels
-        bad = ((labels < 0) | (labels >= num_classes)).nonzero().flatten()
-        if bad.numel():
-            j = int(bad[0])
-            value = int(labels[j])
-            note = (' (== num_classes: background must be left to the loss, '
-                    'not encoded as a class index)'
-                    if value == num_classes else '')
-            raise TargetFormatError(
-                f'{where}, instance {j}: label {value} is outside '
-                f'[0, {num_classes}){note}')
-        boxes = torch.as_tensor(getattr(gt.bboxes, 'tensor', gt.bboxes))
-        boxes = boxes.detach().float()
-        if not bool(torch.isfinite(boxes).all()):
-            raise TargetFormatError(f'{where}: non-finite gt boxes')
-        meta = sample.metainfo
-        h, w = meta.get('img_shape', meta.get('batch_input_shape',
-                                              (None, None)))[:2]
+        labels, boxes = gt
+        where = describe_sample(sample, i)
+        check_labels(labels, num_classes, where)
         if box_format == 'cxcywh_normalized':
-            check_normalized_cxcywh(boxes, where)
+            check_normalized_cxcywh(boxes, where,
+                                    _image_extent(sample.metainfo))
             continue
-        if h is not None and max(h, w) > 2 and bool((boxes <= 1.0).all()):
-            raise TargetFormatError(
-                f'{where}: every gt box coordinate is <= 1 in a {h}x{w} '
-                'image: the boxes look normalized, but the loss expects '
-                'pixel xyxy')
-        inverted = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
-        if bool(inverted.any()):
-            j = int(inverted.nonzero()[0])
-            raise TargetFormatError(
-                f'{where}, instance {j}: box {boxes[j].tolist()} has x2 < x1 '
-                'or y2 < y1: not xyxy (cxcywh or xywh?)')
-        if h is not None:
-            tol = 1.0
-            outside = ((boxes[:, 0] < -tol) | (boxes[:, 1] < -tol) |
-                       (boxes[:, 2] > w + tol) | (boxes[:, 3] > h + tol))
-            if bool(outside.any()):
-                j = int(outside.nonzero()[0])
-                raise TargetFormatError(
-                    f'{where}, instance {j}: box {boxes[j].tolist()} lies '
-                    f'outside the {h}x{w} network input: boxes must be in '
-                    'the frame after resize/letterbox')
+        check_pixel_boxes(boxes, sample.metainfo, where)
+        total += len(boxes)
+        degenerate += int(((boxes[:, 2] <= boxes[:, 0]) |
+                           (boxes[:, 3] <= boxes[:, 1])).sum())
+    # Augmentation may clip a few boxes to zero size; all of them cannot.
+    if total and degenerate == total:
+        raise TargetFormatError(
+            f'all {total} gt boxes of the batch have zero width or height: '
+            'the box coordinates are not x1, y1, x2, y2 (a point or a '
+            'repeated corner?)')
 
 
-# Slack outside [0, 1]: float rounding of boxes touching the edge.
-_NORMALIZED_TOL = 1e-4
+def _image_extent(meta: Mapping[str, Any]) -> Optional[Tuple[float, float]]:
+    """The fraction (w, h) of the padded batch tensor covered by the image:
+    normalized boxes cannot reach into the padding."""
+    img, pad = meta.get('img_shape'), meta.get('batch_input_shape')
+    if img is None or pad is None:
+        return None
+    return img[1] / pad[1], img[0] / pad[0]
 
 
-def check_normalized_cxcywh(boxes: torch.Tensor, where: str) -> None:
+def check_normalized_cxcywh(
+        boxes: torch.Tensor,
+        where: str,
+        extent: Optional[Tuple[float, float]] = None) -> None:
     """Raise :class:`TargetFormatError` unless ``boxes`` ``(N, 4)`` are
-    finite cxcywh normalized to [0, 1], lying inside the frame. One host
-    sync when they are.
+    finite cxcywh normalized to [0, 1], lying inside the frame (and inside
+    the ``extent`` ``(w, h)`` of the image in the padded frame, if given).
+    One host sync when they are.
 
     Args:
         boxes: ``(N, 4)``.
         where: Names the boxes in the message (image file or index).
+        extent: Fraction of the normalizing frame the image covers.
     """
     if boxes.numel() == 0:
         return
@@ -142,10 +227,13 @@ def check_normalized_cxcywh(boxes: torch.Tensor, where: str) -> None:
             f'{where}: expected (N, 4) normalized cxcywh boxes, got shape '
             f'{tuple(boxes.shape)}')
     boxes = boxes.detach().float()
-    values = torch.cat([boxes, bbox_cxcywh_to_xyxy(boxes)], -1)
+    xyxy = bbox_cxcywh_to_xyxy(boxes)
+    values = torch.cat([boxes, xyxy], -1)
     bad = ~(torch.isfinite(values) & (values >= -_NORMALIZED_TOL) &
             (values <= 1 + _NORMALIZED_TOL)).all(-1)
     if not bool(bad.any()):
+        if extent is not None and extent != (1.0, 1.0):
+            _check_extent(boxes, xyxy, extent, where)
         return
     j = int(bad.nonzero()[0])
     box = boxes[j].tolist()
@@ -156,9 +244,33 @@ def check_normalized_cxcywh(boxes: torch.Tensor, where: str) -> None:
             f'{where}, instance {j}: box {box} is not normalized cxcywh in '
             '[0, 1]: it looks like pixel coordinates. The loss expects '
             'normalized boxes; convert once in the data preprocessor')
+    as_xyxy = ((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]) &
+               (boxes >= 0).all(-1) & (boxes <= 1).all(-1)).all()
+    if bool(as_xyxy) and bool((xyxy[:, :2] < -_NORMALIZED_TOL).any()):
+        raise TargetFormatError(
+            f'{where}, instance {j}: box {box} read as cxcywh reaches '
+            'outside the image, but every box of the image reads as a '
+            'valid normalized x1, y1, x2, y2: the boxes are xyxy, not '
+            'cxcywh', 'box_format')
     raise TargetFormatError(
         f'{where}, instance {j}: box {box} is normalized cxcywh but reaches '
         'outside the image; clip boxes in the data pipeline')
+
+
+def _check_extent(boxes: torch.Tensor, xyxy: torch.Tensor,
+                  extent: Tuple[float, float], where: str) -> None:
+    w, h = extent
+    t = 0.01  # about a pixel at typical input sizes
+    outside = (xyxy[:, 2] > w + t) | (xyxy[:, 3] > h + t)
+    if not bool(outside.any()):
+        return
+    j = int(outside.nonzero()[0])
+    raise TargetFormatError(
+        f'{where}, instance {j}: box {boxes[j].tolist()} reaches into the '
+        f'batch padding (the image covers {w:.3g} x {h:.3g} of the padded '
+        'input): the boxes were normalized by the image size (img_shape), '
+        'not by the padded batch shape (batch_input_shape) the model '
+        'predicts in')
 
 
 def dataset_classes(dataset: Any) -> Optional[Sequence[str]]:
@@ -192,7 +304,7 @@ def check_dataset_classes(num_classes: int, dataset: Any, split: str) -> None:
         f'({type(dataset).__name__}) has {len(classes)} classes ({shown}'
         f'{more}); set the model\'s num_classes to {len(classes)} (for '
         'PSALM YOLO: model.fusion.num_classes), or the dataset\'s '
-        'metainfo=dict(classes=...)')
+        'metainfo=dict(classes=...)', 'class_count')
 
 
 def check_loss_start(losses: Mapping[str, Any],

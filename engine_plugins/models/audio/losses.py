@@ -5,8 +5,21 @@ import torch
 import torch.nn.functional as F
 
 from engine_plugins.engine.fp32_region import fp32_region
+from engine_plugins.engine.sanity.health import HealthStat
 from .delay_pattern import STREAM_BOS
 from .merge import IGNORE_INDEX
+
+SUPERVISED = HealthStat(
+    'health/audio_lm_supervised',
+    low=1.0,
+    cause='label_mask',
+    meaning='the batch has no supervised target at all (every text label '
+    'and audio label is ignored): check the label masking and that '
+    'label_ids / label_audio_ids reach the model')
+TEXT_TOKENS = HealthStat(
+    'health/audio_lm_text_tokens', low=0.0, targets_of='loss_text')
+AUDIO_FRAMES = HealthStat(
+    'health/audio_lm_audio_frames', low=0.0, targets_of='loss_audio')
 
 
 def _masked_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -46,10 +59,15 @@ def audio_lm_losses(logits: torch.Tensor, expanded_labels: torch.Tensor,
             f'label_audio_ids {tuple(label_audio_ids.shape)} does not '
             f'match audio_logits {tuple(audio_logits.shape)}: expected '
             '(K, N) against (N, K, C)')
-    loss_text = _masked_ce(logits[:, :-1].flatten(0, 1),
-                           expanded_labels[:, 1:].flatten())
+    text_target = expanded_labels[:, 1:].flatten()
+    loss_text = _masked_ce(logits[:, :-1].flatten(0, 1), text_target)
     target = label_audio_ids.t().masked_fill(label_audio_ids.t() == stream_bos,
                                              IGNORE_INDEX)
+    text_tokens = (text_target != IGNORE_INDEX).sum()
+    frames = (target != IGNORE_INDEX).any(-1).sum()
+    TEXT_TOKENS.publish(text_tokens)
+    AUDIO_FRAMES.publish(frames)
+    SUPERVISED.publish(text_tokens + frames)
     # One CE over all codebooks: (N, C, K) logits against (N, K) targets.
     per_codebook = _masked_ce(audio_logits.transpose(1, 2), target)
     loss_audio = per_codebook.mean()

@@ -8,16 +8,44 @@ from typing import Optional
 
 import torch
 
+from engine_plugins.engine.sanity.errors import PrecisionError
+from engine_plugins.engine.sanity.health import HealthStat
 from .stable_eigh import load_diagonal, stable_eigh
 
 NARROW = (torch.float16, torch.bfloat16, torch.complex32)
 
+# The gaps are published for a plain eigh only: its backward divides by
+# them. The gap-regularized backward (stabilize=True) bounds the division.
+SIGNAL_GAP = HealthStat(
+    'health/ris_signal_gap',
+    low=1e-4,
+    cause='precision',
+    meaning='the estimate does not separate the signal eigenvalues from '
+    'the noise ones (gap relative to the largest eigenvalue), and a plain '
+    'eigh backward divides by this gap; use stabilize=True')
+MIN_GAP = HealthStat(
+    'health/ris_min_eigen_gap',
+    low=1e-6,
+    cause='precision',
+    meaning='(near-)repeated eigenvalues under a plain eigh: its backward '
+    'divides by every eigenvalue gap; add diagonal loading and jitter and '
+    'use the gap-regularized eigh (stabilize=True)')
+COND = HealthStat(
+    'health/ris_cond',
+    low=1.0,
+    high=1e6,
+    cause='precision',
+    meaning='the estimate is too ill-conditioned for float32 solve/eigh in '
+    'the loss (condition number x float32 eps approaches 1); raise the '
+    'diagonal loading or use loss_dtype=float64')
+
 
 def check_precision(**tensors: torch.Tensor) -> None:
-    """Raise ``TypeError`` naming any tensor in half precision/complex32."""
+    """Raise :class:`PrecisionError` (a ``TypeError``) naming any tensor in
+    half precision/complex32."""
     bad = [f'{k} ({v.dtype})' for k, v in tensors.items() if v.dtype in NARROW]
     if bad:
-        raise TypeError(
+        raise PrecisionError(
             'covariance losses need float32/complex64 or wider inputs, got '
             f'{", ".join(bad)}: run them in an FP32 loss region '
             '(fp32_region casts predictions and labels)')
@@ -53,7 +81,24 @@ def predicted_projector(pred: torch.Tensor,
     check_precision(pred=pred)
     values, vectors = stable_eigh(load_diagonal(pred, loading, jitter),
                                   gap_eps)
+    _publish_spectrum(values.detach(), num_sources, plain=gap_eps <= 0)
     return projector(vectors, signal_mask(values, num_sources))
+
+
+def _publish_spectrum(values: torch.Tensor, num_sources: torch.Tensor,
+                      plain: bool) -> None:
+    """Health statistics of ascending eigenvalues ``(B, D)`` (batch worst
+    cases; device ops only)."""
+    top = values[:, -1:].clamp(min=torch.finfo(values.dtype).tiny)
+    dim = values.shape[-1]
+    k = num_sources.long().clamp(1, dim - 1)[:, None]
+    signal = values.gather(-1, dim - k)
+    noise = values.gather(-1, dim - k - 1)
+    COND.publish((top / values[:, :1].abs().clamp(
+        min=torch.finfo(values.dtype).tiny)).max())
+    if plain:
+        SIGNAL_GAP.publish(((signal - noise) / top).min())
+        MIN_GAP.publish(((values[:, 1:] - values[:, :-1]) / top).min())
 
 
 def steering_projector(steering: torch.Tensor,

@@ -8,12 +8,36 @@ from mmengine import dist
 from torch import nn
 
 from engine_plugins.engine.fp32_region import fp32_region
+from engine_plugins.engine.sanity.health import HealthStat
 from engine_plugins.engine.sanity.preflight import TargetFormatError
 from engine_plugins.registry import MODELS, TASK_UTILS
 from .box_convention import check_normalized_cxcywh
 from .rtdetr_decoder import DecoderOutputs
 
 Matches = List[Tuple[torch.Tensor, torch.Tensor]]
+
+MATCHED_IOU = HealthStat(
+    'health/rtdetr_matched_iou',
+    low=0.01,
+    high=1.0,
+    cause='box_format',
+    meaning='matched predictions do not overlap their gts at all: '
+    'predictions and targets are in different box conventions or frames')
+MATCHED_PER_GT = HealthStat(
+    'health/rtdetr_matched_per_gt',
+    low=0.999,
+    high=1.001,
+    cause='loss_dict',
+    meaning='the Hungarian matching must pair every gt with exactly one '
+    'query; a matcher that returns fewer or more pairs trains on the '
+    'wrong targets')
+GT_INVALID = HealthStat(
+    'health/rtdetr_gt_invalid',
+    low=0.0,
+    high=0.0,
+    cause='box_format',
+    meaning='gt boxes outside [0, 1] or with zero width/height after the '
+    'conversion to normalized cxcywh')
 
 
 @MODELS.register_module()
@@ -99,6 +123,11 @@ class RTDETRCriterion(nn.Module):
         sets.append(('enc_', outputs.enc_logits, outputs.enc_boxes))
         for prefix, logits, boxes in sets:
             matches = self.matcher(logits, boxes, gt_labels, gt_boxes)
+            if not prefix:  # the last layer: the matching users evaluate
+                matched = sum(len(query) for query, _ in matches)
+                MATCHED_PER_GT.publish(
+                    torch.full((), float(matched), device=logits.device),
+                    count=sum(sizes))
             losses.update(
                 self._set_losses(prefix, logits, boxes, matches, gts,
                                  num_boxes))
@@ -121,8 +150,15 @@ class RTDETRCriterion(nn.Module):
             if len(labels) != len(boxes):
                 raise ValueError(f'gt of image {i}: {len(boxes)} boxes but '
                                  f'{len(labels)} labels')
+        boxes = torch.cat(list(gt_boxes))
+        if len(boxes):
+            xyxy = bbox_cxcywh_to_xyxy(boxes)
+            tol = 1e-4  # as check_normalized_cxcywh: edge rounding
+            bad = ((xyxy < -tol) | (xyxy > 1 + tol)).any(-1) | (
+                boxes[:, 2:] <= 0).any(-1)
+            GT_INVALID.publish(bad.sum(), count=len(boxes))
         try:  # the whole batch at once: one host sync per step
-            check_normalized_cxcywh(torch.cat(list(gt_boxes)), 'gt boxes')
+            check_normalized_cxcywh(boxes, 'gt boxes')
         except TargetFormatError:
             for i, boxes in enumerate(gt_boxes):  # name the image
                 check_normalized_cxcywh(
@@ -170,6 +206,9 @@ class RTDETRCriterion(nn.Module):
         target_xyxy = bbox_cxcywh_to_xyxy(target_boxes.to(pred.dtype))
         iou = bbox_overlaps(
             pred_xyxy.detach(), target_xyxy, is_aligned=True)
+        if 'dn_' not in prefix:  # denoising pairs are fixed, not matched
+            MATCHED_IOU.publish(
+                iou.sum(), count=len(iou), suffix=prefix.strip('._') or 'last')
 
         # IoU-aware targets placed straight on the gt class: background
         # queries keep all zeros, no class index stands for background.

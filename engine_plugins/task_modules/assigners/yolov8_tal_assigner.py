@@ -9,8 +9,28 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from engine_plugins.engine.sanity.health import HealthStat
 from engine_plugins.registry import TASK_UTILS
 from ..overlaps import bbox_ciou
+
+# Published on every assignment; any loss that calls this assigner
+# reports them.
+POS_PER_GT = HealthStat(
+    'health/tal_pos_per_gt',
+    low=0.5,
+    high=10.0,
+    cause='box_format',
+    meaning='the gt boxes contain almost no anchor centres with a '
+    'positive overlap: gts and anchors (or predicted boxes) are in '
+    'different frames or units (pixels vs stride units, normalized vs '
+    'pixel, boxes before the letterbox)')
+POS_CIOU = HealthStat(
+    'health/tal_pos_ciou',
+    low=0.02,
+    high=1.0,
+    cause='box_format',
+    meaning='predicted boxes barely overlap the gts they are assigned to: '
+    'the decoded predictions and the gts are in different frames or units')
 
 
 class TALTargets(NamedTuple):
@@ -174,6 +194,8 @@ class YOLOv8TaskAlignedAssigner:
         positive = torch.where(multi, best, positive)
         fg_mask = positive.any(1)
         gt_idx = positive.to(torch.uint8).argmax(1)  # (B, A)
+        POS_PER_GT.publish(positive.sum(), count=pad_mask.sum())
+        POS_CIOU.publish((overlaps * positive).sum(), count=positive.sum())
 
         batch_idx = torch.arange(batch, device=gt_idx.device)[:, None]
         labels = gt_labels.long()[batch_idx, gt_idx].clamp(min=0)

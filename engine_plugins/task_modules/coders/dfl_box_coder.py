@@ -4,7 +4,19 @@ import torch
 from mmdet.models.task_modules.coders import DistancePointBBoxCoder
 from mmdet.structures.bbox import distance2bbox
 
+from engine_plugins.engine.sanity.health import HealthStat
 from engine_plugins.registry import TASK_UTILS
+
+# Published by every encode in a training step, whichever loss calls it.
+AT_CLAMP = HealthStat(
+    'health/dfl_targets_at_clamp',
+    low=0.0,
+    high=0.3,
+    cause='target_units',
+    meaning='most DFL targets saturate the [0, reg_max - 1] range, where '
+    'they carry no gradient: the targets are not anchor-to-edge distances '
+    'in stride units (pixels not divided by the stride, or absolute '
+    'coordinates)')
 
 
 @TASK_UTILS.register_module()
@@ -35,8 +47,12 @@ class DFLBoxCoder(DistancePointBBoxCoder):
     def encode(self, points: torch.Tensor,
                gt_bboxes: torch.Tensor) -> torch.Tensor:
         """``(N, 2)`` points and ``(N, 4)`` boxes → ``(N, 4)`` targets."""
-        return super().encode(
+        targets = super().encode(
             points, gt_bboxes, max_dis=self.reg_max - 1, eps=0.01)
+        top = self.reg_max - 1 - 0.01
+        AT_CLAMP.publish(((targets >= top - 1e-4) | (targets <= 0)).sum(),
+                         count=targets.numel())
+        return targets
 
     def expectation(self, pred_dist: torch.Tensor) -> torch.Tensor:
         """``(..., 4 * reg_max)`` logits → ``(..., 4)`` expected distances."""

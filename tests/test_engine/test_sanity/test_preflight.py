@@ -43,7 +43,16 @@ def test_label_equal_to_num_classes_is_named_as_background():
         check_detection_targets([sample], 3, 'xyxy_pixel')
     assert str(err.value) == (
         'img_7.jpg, instance 1: label 3 is outside [0, 3) (== num_classes: '
-        'background must be left to the loss, not encoded as a class index)')
+        'background must be left to the loss, not encoded as a class index; '
+        'or the ids are 1-based)')
+    assert err.value.cause == 'label_range'
+
+
+def test_negative_label_is_named_as_an_ignore_label():
+    with pytest.raises(TargetFormatError, match='label -1 is outside '
+                       r'\[0, 3\) \(negative: an "ignore" label'):
+        check_detection_targets([_sample([[1, 2, 10, 20]], [-1])], 3,
+                                'xyxy_pixel')
 
 
 def test_normalized_boxes_for_a_pixel_loss_and_vice_versa():
@@ -80,3 +89,53 @@ def test_loss_at_clamp_limit_raises_and_far_out_warns():
         dict(loss_cls=torch.tensor(500.0), loss_box=torch.tensor(2.0)),
         dict(loss_cls=(0.5, 2.0), loss_box=(1.0, 3.0)))
     assert list(far) == ['loss_cls']
+
+
+def test_inverted_boxes_name_the_format_they_read_correctly_as():
+    # (x, y, w, h) = (30, 20, 10, 8) is valid xywh in a 96 x 64 image; as
+    # xyxy, x2 = 10 < x1 = 30.
+    with pytest.raises(TargetFormatError) as err:
+        check_detection_targets([_sample([[30, 20, 10, 8]], [0])], 3,
+                                'xyxy_pixel')
+    assert str(err.value) == (
+        'img_7.jpg, instance 0: box [30.0, 20.0, 10.0, 8.0] has x2 < x1 or '
+        'y2 < y1: not xyxy: they read correctly as xywh or cxcywh')
+
+
+def test_boxes_left_in_the_original_frame_are_named():
+    sample = _sample([[100, 10, 180, 60]], [0])  # fits 200 x 150, not 96
+    sample.set_metainfo(dict(ori_shape=(150, 200)))
+    with pytest.raises(TargetFormatError, match='all boxes fit the original '
+                       '150x200 image: they were not resized'):
+        check_detection_targets([sample], 3, 'xyxy_pixel')
+
+
+def test_a_batch_of_only_zero_area_boxes_is_refused():
+    points = _sample([[10, 10, 10, 10], [20, 5, 20, 5]], [0, 1])
+    with pytest.raises(TargetFormatError, match='all 2 gt boxes of the '
+                       'batch have zero width or height'):
+        check_detection_targets([points], 3, 'xyxy_pixel')
+    # One degenerate box among valid ones (clipped by an augmentation).
+    check_detection_targets([_sample([[10, 10, 10, 10], [1, 1, 9, 9]],
+                                     [0, 1])], 3, 'xyxy_pixel')
+
+
+def test_normalized_xyxy_given_as_cxcywh_is_named():
+    # xyxy (0.05, 0.1, 0.3, 0.4): as cxcywh, x1 = 0.05 - 0.15 < 0.
+    sample = _sample([[0.05, 0.1, 0.3, 0.4]], [1])
+    with pytest.raises(TargetFormatError, match='every box of the image '
+                       'reads as a valid normalized x1, y1, x2, y2'):
+        check_detection_targets([sample], 3, 'cxcywh_normalized')
+
+
+def test_boxes_normalized_by_the_unpadded_image_reach_into_the_padding():
+    # The image is 64 x 96 inside a 96 x 96 padded batch: normalized by
+    # the padded frame, y can reach 64 / 96 = 0.667 at most.
+    sample = _sample([[0.5, 0.8, 0.2, 0.2]], [1])  # y2 = 0.9
+    sample.set_metainfo(dict(batch_input_shape=(96, 96)))
+    with pytest.raises(TargetFormatError, match='reaches into the batch '
+                       'padding'):
+        check_detection_targets([sample], 3, 'cxcywh_normalized')
+    inside = _sample([[0.5, 0.3, 0.2, 0.2]], [1])
+    inside.set_metainfo(dict(batch_input_shape=(96, 96)))
+    check_detection_targets([inside], 3, 'cxcywh_normalized')

@@ -1,0 +1,159 @@
+"""Health statistics: cheap scalars a loss path publishes, each with the
+range it must stay in.
+
+A statistic is declared once, at import, next to the code that computes
+it, and published from inside the training forward pass::
+
+    POS_PER_GT = HealthStat('health/yolo_pos_per_gt', low=1.0, high=10.5,
+                            cause='box_format',
+                            meaning='gt boxes contain no anchor centres')
+    ...
+    POS_PER_GT.publish(num_pos, count=num_gt)   # tensors: no host sync
+
+Publishing from a building block (an assigner, a box coder) means every
+loss that calls it reports the statistic, including a user's copy of our
+loss. The sanity engine collects what was published during the model's
+``forward(mode='loss')`` and adds it to the loss dict, so mmengine logs it
+(``train/health/...``; no ``loss`` in the name, so it is not summed). A
+loss may also return a declared key in its dict directly. On checked
+iterations the engine compares each declared key with its range.
+
+Outside a training forward pass, ``publish`` does nothing.
+"""
+import contextlib
+import math
+from typing import Dict, Iterator, Optional, Tuple, Union
+
+import torch
+
+HEALTH_STATS: Dict[str, 'HealthStat'] = {}
+# The step being collected: key -> (sum, count). One slot, not a stack: a
+# forward pass that raised must not leave a stale collection behind.
+_active: Dict[str, Optional[Dict[str, Tuple[torch.Tensor,
+                                            int]]]] = dict(store=None)
+
+
+class HealthStat:
+    """A declared diagnostic scalar.
+
+    Args:
+        name: Key in the loss dict and the logs, e.g.
+            ``'health/yolo_pos_per_gt'``; must not contain ``loss``.
+            Published values may add ``/<suffix>`` (e.g. a decoder layer).
+        low, high: The inclusive range a healthy run stays in.
+        cause: Cause code (:data:`.causes.CAUSES`) an out-of-range value
+            points to.
+        meaning: What an out-of-range value usually means, in words.
+        targets_of: The loss term whose targets this statistic counts: a
+            term that is exactly 0 on every strict iteration while this
+            count is 0 has no supervised targets (a label-masking bug),
+            which stops the run.
+
+    Example:
+        >>> IOU = HealthStat('health/my_pos_iou', low=0.01, high=1.0,
+        ...                  cause='box_format',
+        ...                  meaning='predictions and targets are in '
+        ...                          'different frames')
+    """
+
+    def __init__(self,
+                 name: str,
+                 low: float = -math.inf,
+                 high: float = math.inf,
+                 cause: str = 'health_stat',
+                 meaning: str = '',
+                 targets_of: Optional[str] = None) -> None:
+        if 'loss' in name:
+            raise ValueError(f"health statistic {name!r}: the name must not "
+                             "contain 'loss' (mmengine would sum it)")
+        if not low <= high:
+            raise ValueError(f'health statistic {name!r}: low {low} > '
+                             f'high {high}')
+        self.name = name
+        self.low = low
+        self.high = high
+        self.cause = cause
+        self.meaning = meaning
+        self.targets_of = targets_of
+        known = HEALTH_STATS.get(name)
+        if known is not None and known.range != self.range:
+            raise ValueError(
+                f'health statistic {name!r} is already declared with range '
+                f'{known.range}, now {self.range}')
+        HEALTH_STATS[name] = self
+
+    @property
+    def range(self) -> Tuple[float, float]:
+        return (self.low, self.high)
+
+    def publish(self,
+                value: torch.Tensor,
+                count: Union[torch.Tensor, float, None] = None,
+                suffix: str = '') -> None:
+        """Record a value for the running training step.
+
+        Args:
+            value: A scalar tensor; with ``count``, the sum over ``count``
+                items, so that repeated publications of one key in a step
+                give the mean over all items.
+            count: How many items ``value`` sums (a tensor: no host sync).
+                A step whose count is 0 is not checked (e.g. a batch with
+                no gt boxes has no positives per gt).
+            suffix: Appended as ``name/suffix`` (e.g. a decoder layer).
+        """
+        store = _active['store']
+        if store is None:
+            return
+        key = f'{self.name}/{suffix}' if suffix else self.name
+        value = value.detach().float().reshape(())
+        if count is None:
+            count = torch.ones_like(value)
+        elif not isinstance(count, torch.Tensor):
+            count = torch.full_like(value, float(count))
+        count = count.detach().float().reshape(()).to(value.device)
+        total, n = store.get(key, (0.0, 0.0))
+        store[key] = (value + total, count + n)
+
+    def violation(self, value: float) -> Optional[str]:
+        """None if ``value`` is in range, else a sentence saying so."""
+        if self.low <= value <= self.high:
+            return None
+        return (f'{value:.4g} is outside its range '
+                f'[{self.low:g}, {self.high:g}]')
+
+
+def stat_for(key: str) -> Optional[HealthStat]:
+    """The declaration behind a loss-dict key (``name`` or
+    ``name/suffix``)."""
+    stat = HEALTH_STATS.get(key)
+    if stat is None and '/' in key:
+        stat = HEALTH_STATS.get(key.rsplit('/', 1)[0])
+    return stat
+
+
+def start_collecting() -> None:
+    """Collect what is published from now on (dropping any collection a
+    failed step left open)."""
+    _active['store'] = {}
+
+
+def stop_collecting() -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
+    """Stop collecting; ``key -> (mean, count)`` of what was published
+    since the start (the mean is 0 where the count is)."""
+    store, _active['store'] = _active['store'], None
+    return {
+        k: (total / n.clamp(min=1), n)
+        for k, (total, n) in (store or {}).items()
+    }
+
+
+@contextlib.contextmanager
+def collect() -> Iterator[Dict[str, Tuple[torch.Tensor, torch.Tensor]]]:
+    """Collect what is published inside the block; the yielded dict is
+    filled with ``key -> (mean, count)`` when the block exits."""
+    result: Dict[str, Tuple[torch.Tensor, torch.Tensor]] = {}
+    start_collecting()
+    try:
+        yield result
+    finally:
+        result.update(stop_collecting())

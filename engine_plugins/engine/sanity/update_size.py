@@ -1,0 +1,73 @@
+"""Update size: how far one optimizer step moves the weights.
+
+``||dw|| / ||w||`` per report group (backbone, neck, head, other) over the
+first iterations. All zero means nothing learns; far above the usual
+range (about 1e-4 to 1e-1 for a first step) predicts divergence. The
+ratio is measured at the current learning rate and extrapolated to the
+base lr, since SGD and Adam steps scale linearly with lr: a warm-up that
+starts at 1% of a lr 100x too large still shows at iteration 1.
+"""
+from collections import OrderedDict
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+
+from .grad_report import group_of
+
+
+def snapshot(params: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+    """Copies of ``params`` taken before the step."""
+    return [p.detach().clone() for p in params]
+
+
+def relative_updates(
+        names: Sequence[str], params: Sequence[torch.Tensor],
+        before: Sequence[torch.Tensor],
+        groups: Mapping[str, Sequence[str]]) -> Dict[str, Tuple[float, float]]:
+    """``group -> (||dw||, ||w||)`` of one step; one host sync."""
+    if not params:
+        return OrderedDict()
+    after = [p.detach() for p in params]
+    deltas = torch._foreach_sub(after, list(before))
+    norms = torch.stack(
+        torch._foreach_norm(deltas) +
+        torch._foreach_norm(list(before))).float().tolist()
+    n = len(params)
+    squares: Dict[str, List[float]] = OrderedDict()
+    for name, d, w in zip(names, norms[:n], norms[n:]):
+        acc = squares.setdefault(group_of(name, groups), [0.0, 0.0])
+        acc[0] += d * d
+        acc[1] += w * w
+    return OrderedDict((k, (d**0.5, w**0.5)) for k, (d, w) in squares.items())
+
+
+def lr_scale(optimizer: torch.optim.Optimizer) -> Optional[float]:
+    """base lr / current lr of the optimizer (the largest over groups),
+    None if every current lr is 0."""
+    scales = [
+        g.get('initial_lr', g['lr']) / g['lr'] for g in optimizer.param_groups
+        if g['lr'] > 0
+    ]
+    return max(scales) if scales else None
+
+
+def zero_update_cause(optimizer: torch.optim.Optimizer) -> Tuple[str, bool]:
+    """Why a step changed nothing, and whether that is certain now.
+
+    Returns ``(reason, certain)``: an lr of 0 set in the optimizer config is
+    certain at once; an lr a scheduler brought to 0 may be a warm-up that
+    starts at 0, so it is certain only if it lasts.
+    """
+    groups = optimizer.param_groups
+    if any(g['lr'] > 0 for g in groups):
+        return ('every learning rate is > 0 but no weight moved: the '
+                'parameters with gradients are not the ones the optimizer '
+                'steps', True)
+    bases = [g.get('initial_lr', g['lr']) for g in groups]
+    if all(b == 0 for b in bases):
+        return ('the optimizer lr is 0 in every param group (optim_wrapper.'
+                'optimizer.lr, or paramwise_cfg lr_mult=0 on every '
+                'parameter)', True)
+    return ('a param_scheduler holds the learning rate at 0 (base lr '
+            f'{max(bases):g}): check its factors (start_factor, factor, '
+            'gamma, eta_min) and begin/end', False)
