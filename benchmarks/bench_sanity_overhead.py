@@ -1,40 +1,63 @@
-"""Overhead of the grad-sanity checks on a mid-size model.
+"""Overhead of the sanity engine, against checks off, in one process.
 
-Trains mmdet's ResNet-18 with a small classification head three ways in
-one process, interleaving single iterations so machine noise hits all of
-them alike:
+Models, each trained three ways with interleaved single iterations so
+machine noise hits all of them alike:
 
-* ``off``     — mmengine's plain ``OptimWrapper``;
-* ``default`` — ``GradSanityOptimWrapper`` as the default runtime
-  configures it (strict on the first 3 iterations, then every 50);
-* ``strict``  — every iteration fully checked.
+* ``off``     — mmengine's plain ``OptimWrapper``, no hooks;
+* ``default`` — ``GradSanityOptimWrapper`` with the monitor and probe as
+  ``SanityHook`` attaches them, default settings (3 strict iterations with
+  update-size snapshots, full checks every 50, one host transfer per step,
+  labels and boxes of every batch);
+* ``strict``  — every iteration fully checked (information).
 
-Prints seconds per iteration and the ratios to ``off``. Usage::
+Tasks: ``yolo`` (PSALM YOLO n, the CPU quick start's model and data at
+256 px), ``audio`` (the tiny DualFFN LM with LoRA on the demo manifest)
+and ``resnet`` (mmdet's ResNet-18 with a classification head). Each
+variant trains its own copy of the model from the same weights on the
+same pool of batches; batches are collated once, so data loading is not
+timed but the per-batch CPU checks (inside the preprocessor call) are.
 
-    python benchmarks/bench_sanity_overhead.py [--iters 200]
-        [--device cpu|cuda] [--size 96] [--batch 8]
+Usage::
 
-The ratio uses mean times, so the default's periodic checks (every 50th
-iteration) and its 3 strict iterations are amortized as in a real run.
+    python benchmarks/bench_sanity_overhead.py [--tasks yolo audio resnet]
+        [--iters 150] [--device cpu|cuda]
+
+Prints seconds per iteration and the ratio to ``off`` (mean over all
+iterations, so the strict window and periodic checks are amortized as in
+a real run), with the machine, threads and versions.
 """
 import argparse
+import copy
+import os
 import os.path as osp
+import platform
 import statistics
 import sys
 import time
 
 # From a clone, measure the clone's package, not an installed copy.
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
 
+import mmengine  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from mmdet.models.backbones import ResNet  # noqa: E402
 from mmengine.model import BaseModel  # noqa: E402
 from mmengine.optim import OptimWrapper  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
 
 import engine_plugins  # noqa: E402,F401
 from engine_plugins.engine import GradSanityOptimWrapper  # noqa: E402
+from engine_plugins.engine.sanity.events import SanityEvents  # noqa: E402
+from engine_plugins.engine.sanity.monitor import SanityMonitor  # noqa: E402
+from engine_plugins.engine.sanity.probe import TrainStepProbe  # noqa: E402
+from engine_plugins.utils import load_config  # noqa: E402
+
+BASES = dict(
+    yolo='benchmarks/mutations/bases/yolo.py',
+    audio='benchmarks/mutations/bases/audio.py')
 
 
 class ResNetClassifier(BaseModel):
@@ -49,77 +72,116 @@ class ResNetClassifier(BaseModel):
         return dict(loss_cls=F.cross_entropy(self.head(feat), labels))
 
 
-def make(kind: str, device: str):
+def resnet_task(args):
+    gen = torch.Generator().manual_seed(0)
+    batches = [
+        dict(
+            inputs=torch.randn(8, 3, 96, 96, generator=gen),
+            labels=torch.randint(0, 10, (8, ), generator=gen))
+        for _ in range(8)
+    ]
     torch.manual_seed(0)
-    model = ResNetClassifier().to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    model = ResNetClassifier()
+
+    def optimizer(m):
+        return torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+
+    return model, optimizer, batches
+
+
+def config_task(name: str, args):
+    cfg = load_config(
+        osp.join(REPO, BASES[name]),
+        work_dir=osp.join(REPO, 'work_dirs', 'bench_overhead', name))
+    cfg.train_dataloader.batch_size = args.batch
+    runner = Runner.from_cfg(cfg)
+    loader = iter(runner.train_dataloader)
+    batches = [next(loader) for _ in range(8)]
+    model = runner.model
+    optim_cfg = copy.deepcopy(cfg.optim_wrapper.optimizer)
+
+    def optimizer(m):
+        params = [p for p in m.parameters() if p.requires_grad]
+        kwargs = {k: v for k, v in optim_cfg.items() if k != 'type'}
+        return getattr(torch.optim, optim_cfg['type'])(params, **kwargs)
+
+    return model, optimizer, batches
+
+
+def make(kind: str, base: nn.Module, optimizer, device: str):
+    model = copy.deepcopy(base).to(device)
     if kind == 'off':
-        return model, OptimWrapper(optimizer=optimizer)
-    wrapper = GradSanityOptimWrapper(optimizer=optimizer)
-    strict = 10**9 if kind == 'strict' else 3
-    wrapper.configure_sanity(model=model, strict_iters=strict, interval=50)
-    parse_losses = model.parse_losses
+        return model, OptimWrapper(optimizer=optimizer(model)), None
+    wrapper = GradSanityOptimWrapper(optimizer=optimizer(model))
+    monitor = SanityMonitor(
+        SanityEvents(),
+        strict_iters=10**9 if kind == 'strict' else 3,
+        interval=1 if kind == 'strict' else 50,
+        update_iters=3)
+    probe = TrainStepProbe(model, monitor)
+    monitor.bind(model, wrapper.optimizer, probe=probe)
+    probe.attach()
+    wrapper.sanity = monitor
+    return model, wrapper, monitor
 
-    def recording(losses):  # what GradSanityHook installs
-        wrapper.record_losses(losses)
-        return parse_losses(losses)
 
-    model.parse_losses = recording
-    return model, wrapper
-
-
-def timed_step(model, wrapper, batch, device: str) -> float:
+def timed_step(run, iteration: int, batch, device: str) -> float:
+    model, wrapper, monitor = run
     if device == 'cuda':
         torch.cuda.synchronize()
     start = time.perf_counter()
+    if monitor is not None:
+        monitor.start_iter(iteration)
     model.train_step(batch, wrapper)
     if device == 'cuda':
         torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--iters', type=int, default=200)
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument('--size', type=int, default=96)
-    parser.add_argument('--batch', type=int, default=8)
-    args = parser.parse_args()
-    # A pool of random batches: training on one fixed batch overfits it,
-    # and the tiny gradients that follow hit slow denormal paths on CPU.
-    torch.set_flush_denormal(True)
-    gen = torch.Generator().manual_seed(0)
-    batches = [
-        dict(
-            inputs=torch.randn(
-                args.batch, 3, args.size, args.size, generator=gen).to(
-                    args.device),
-            labels=torch.randint(0, 10, (args.batch, ), generator=gen).to(
-                args.device)) for _ in range(8)
-    ]
+def bench(name: str, args) -> None:
+    if name == 'resnet':
+        base, optimizer, batches = resnet_task(args)
+    else:
+        base, optimizer, batches = config_task(name, args)
     kinds = ('off', 'default', 'strict')
-    runs = {kind: make(kind, args.device) for kind in kinds}
-    for kind in kinds:
-        for _ in range(3):  # warm-up (not counted as the run's start)
-            timed_step(*runs[kind], batches[0], args.device)
-        if kind != 'off':
-            runs[kind][1].sanity_iter = 0
-    # Round-robin single iterations: machine noise hits all variants alike.
-    times = {kind: [] for kind in kinds}
+    runs = {k: make(k, base, optimizer, args.device) for k in kinds}
+    for kind in kinds:  # warm-up, not counted (and not the strict window)
+        for _ in range(2):
+            timed_step((*runs[kind][:2], None), 0, batches[0], args.device)
+    times = {k: [] for k in kinds}
     for i in range(args.iters):
-        for kind in kinds[i % 3:] + kinds[:i % 3]:
+        order = kinds[i % 3:] + kinds[:i % 3]
+        for kind in order:
             times[kind].append(
-                timed_step(*runs[kind], batches[i % len(batches)],
+                timed_step(runs[kind], i + 1, batches[i % len(batches)],
                            args.device))
-    base = statistics.mean(times['off'])
-    print(f'ResNet-18 {args.size}x{args.size}, batch {args.batch}, '
-          f'{args.device}, {args.iters} iterations per variant '
-          '(round-robin)')
+    base_mean = statistics.mean(times['off'])
+    print(f'\n{name}: {args.iters} iterations per variant (round-robin), '
+          f'{args.device}')
     print(f'{"checks":<8} {"mean s/iter":>12} {"median":>8} {"ratio":>7}')
     for kind in kinds:
         mean = statistics.mean(times[kind])
         print(f'{kind:<8} {mean:12.4f} {statistics.median(times[kind]):8.4f}'
-              f' {mean / base:7.3f}')
+              f' {mean / base_mean:7.3f}')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument(
+        '--tasks', nargs='+', default=['yolo', 'audio', 'resnet'])
+    parser.add_argument('--iters', type=int, default=150)
+    parser.add_argument('--batch', type=int, default=8)
+    parser.add_argument('--device', default='cpu')
+    args = parser.parse_args()
+    # Training one fixed pool of batches drives gradients tiny; denormals
+    # are slow on the CPU and would dominate.
+    torch.set_flush_denormal(True)
+    print(f'{platform.node()} {platform.processor() or platform.machine()}, '
+          f'{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, '
+          f'torch {torch.__version__}, mmengine {mmengine.__version__}, '
+          f'python {platform.python_version()}')
+    for name in args.tasks:
+        bench(name, args)
 
 
 if __name__ == '__main__':

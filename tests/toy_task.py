@@ -42,6 +42,8 @@ class ToyRegressionDataset(Dataset):
 class ToyRegressor(BaseModel):
     """MLP regressor with an MSE loss."""
 
+    required_inputs = ('inputs', 'targets')
+
     def __init__(self,
                  in_features: int = 4,
                  hidden: int = 16,

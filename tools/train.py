@@ -19,9 +19,11 @@ from mmengine.optim import AmpOptimWrapper, OptimWrapper  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import engine_plugins  # noqa: E402,F401  (applies the stack fixes)
+from engine_plugins.engine.hooks import SanityHook  # noqa: E402
 from engine_plugins.engine.overfit import \
     RESULT_KEY as OVERFIT_RESULT  # noqa: E402,E501
 from engine_plugins.engine.overfit import make_overfit_config  # noqa: E402
+from engine_plugins.engine.sanity import TrainingSanityError  # noqa: E402
 from engine_plugins.registry import OPTIM_WRAPPERS  # noqa: E402
 from engine_plugins.utils import build_runner, load_config  # noqa: E402
 
@@ -136,7 +138,15 @@ def build_cfg(args: argparse.Namespace):
 def main(argv=None) -> Runner:
     args = parse_args(argv)
     runner = build_runner(build_cfg(args))
-    runner.train()
+    try:
+        runner.train()
+    except TrainingSanityError as exc:
+        # Errors that a model or loss raised by itself reach the event log
+        # here: hooks see no exceptions.
+        for hook in runner.hooks:
+            if isinstance(hook, SanityHook):
+                hook.record_escaped(exc)
+        raise
     return runner
 
 

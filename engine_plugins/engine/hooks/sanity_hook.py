@@ -85,6 +85,11 @@ class SanityHook(Hook):
             audit; None disables it.
         num_classes: Overrides ``model.num_classes``.
         box_format: Overrides ``model.box_format``.
+        health_ranges: ``{name: (low, high)}``: this run's ranges for
+            declared health statistics (e.g. a low-SNR RIS set:
+            ``{'health/ris_label_gain': (1.1, float('inf'))}``).
+        max_lr_growth: Warn when a learning rate reaches this many times its
+            configured base value. Default 10.
 
     Example:
         >>> default_hooks = dict(
@@ -109,7 +114,9 @@ class SanityHook(Hook):
                  input_stats: bool = True,
                  audit: Optional[dict] = dict(),
                  num_classes: Optional[int] = None,
-                 box_format: Optional[str] = None) -> None:
+                 box_format: Optional[str] = None,
+                 health_ranges: Optional[dict] = None,
+                 max_lr_growth: float = 10.0) -> None:
         self.monitor_args = dict(
             strict_iters=strict_iters,
             interval=interval,
@@ -123,7 +130,9 @@ class SanityHook(Hook):
             check_batches=check_batches,
             input_stats=input_stats,
             num_classes=num_classes,
-            box_format=box_format)
+            box_format=box_format,
+            health_ranges=health_ranges,
+            max_lr_growth=max_lr_growth)
         # Fails on a bad policy now, at build time, not at iteration 1.
         SanityMonitor(SanityEvents(), **self.monitor_args)
         self.audit = audit
@@ -153,7 +162,8 @@ class SanityHook(Hook):
             wrapper.optimizer,
             ddp=ddp,
             schedulers=_schedulers(runner),
-            num_classes=len(classes) if classes else None)
+            num_classes=len(classes) if classes else None,
+            max_iters=getattr(runner, 'max_iters', None))
         monitor.autocast = wrapper.rerun_autocast
         self._check_datasets(runner, monitor, dataset)
         self.probe = TrainStepProbe(model, monitor)
@@ -183,6 +193,12 @@ class SanityHook(Hook):
                     events.reraise(exc, 'preflight, before training: ')
         if self.audit is not None and num_classes:
             audit_dataset(dataset, num_classes, events, **self.audit)
+
+    def record_escaped(self, exc: TrainingSanityError) -> None:
+        """Record a sanity error that a model or loss raised by itself
+        (the run's entry point calls this; hooks see no exceptions)."""
+        if self.monitor is not None:
+            self.monitor.events.record_escaped(exc)
 
     # -- every iteration ----------------------------------------------------
     def before_train_iter(self,

@@ -224,7 +224,8 @@ def _audit_one(base: Any, name: str, collected: _Collected, num_classes: int,
             _explain_dropped(base.ann_file, where, dropped, total, events)
     if not len(boxes):
         return
-    valid = valid_mask(boxes, wh)
+    # As mmdet's COCO loader: under a pixel wide or high is empty.
+    valid = valid_mask(boxes, wh, min_size=1.0)
     fraction = 1 - float(valid.mean())
     if fraction == 0:
         return
@@ -247,7 +248,7 @@ def _audit_one(base: Any, name: str, collected: _Collected, num_classes: int,
                f'as loaded (first: {collected.where[first]}, xyxy '
                f'[{x1:.4g}, {y1:.4g}, {x2:.4g}, {y2:.4g}] in a '
                f'{wh[first][0]:.0f}x{wh[first][1]:.0f} image: inverted, '
-               f'empty or outside the image){reading}')
+               f'under a pixel, or outside the image){reading}')
     if fraction >= max_invalid:
         events.error(
             TargetFormatError,

@@ -86,6 +86,7 @@ class SanityEvents:
         """Record and raise ``error(message, cause)``."""
         exc = error(message, cause)
         self._finding('error', exc.cause, message, check, None, data)
+        exc.recorded = True
         raise exc
 
     def warning(self,
@@ -113,4 +114,12 @@ class SanityEvents:
         message = f'{prefix}{exc}'
         new = type(exc)(message, exc.cause)
         self._finding('error', new.cause, message, '', None, {})
+        new.recorded = True
         raise new from None
+
+    def record_escaped(self, exc: TrainingSanityError) -> None:
+        """Record an error a model or loss raised by itself during the run
+        (e.g. a loss refusing half precision), unless recorded already."""
+        if not getattr(exc, 'recorded', False):
+            self._finding('error', exc.cause, str(exc), 'model', None, {})
+            exc.recorded = True

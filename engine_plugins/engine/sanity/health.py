@@ -22,15 +22,15 @@ Outside a training forward pass, ``publish`` does nothing.
 """
 import contextlib
 import math
-from typing import Dict, Iterator, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, Optional, Tuple, Union
 
 import torch
 
 HEALTH_STATS: Dict[str, 'HealthStat'] = {}
-# The step being collected: key -> (sum, count). One slot, not a stack: a
-# forward pass that raised must not leave a stale collection behind.
-_active: Dict[str, Optional[Dict[str, Tuple[torch.Tensor,
-                                            int]]]] = dict(store=None)
+# The step being collected ('store': key -> (sum, count)) and whether it is
+# fully checked. One slot, not a stack: a forward pass that raised must not
+# leave a stale collection behind.
+_active: Dict[str, Any] = dict(store=None, checked=False)
 
 
 class HealthStat:
@@ -44,10 +44,11 @@ class HealthStat:
         cause: Cause code (:data:`.causes.CAUSES`) an out-of-range value
             points to.
         meaning: What an out-of-range value usually means, in words.
-        targets_of: The loss term whose targets this statistic counts: a
-            term that is exactly 0 on every strict iteration while this
-            count is 0 has no supervised targets (a label-masking bug),
-            which stops the run.
+        targets_of: The loss terms (names, matched as suffixes of the loss
+            dict keys) whose targets this statistic counts. A term that is
+            0 while the count is positive has a loss weight of 0; a term
+            that is 0 on every strict iteration while the count is 0 too
+            has no supervised targets (a label-masking bug).
 
     Example:
         >>> IOU = HealthStat('health/my_pos_iou', low=0.01, high=1.0,
@@ -62,7 +63,8 @@ class HealthStat:
                  high: float = math.inf,
                  cause: str = 'health_stat',
                  meaning: str = '',
-                 targets_of: Optional[str] = None) -> None:
+                 targets_of: Union[str, Tuple[str, ...], None] = None
+                 ) -> None:
         if 'loss' in name:
             raise ValueError(f"health statistic {name!r}: the name must not "
                              "contain 'loss' (mmengine would sum it)")
@@ -74,7 +76,8 @@ class HealthStat:
         self.high = high
         self.cause = cause
         self.meaning = meaning
-        self.targets_of = targets_of
+        self.targets_of = ((targets_of, ) if isinstance(targets_of, str)
+                           else tuple(targets_of or ()))
         known = HEALTH_STATS.get(name)
         if known is not None and known.range != self.range:
             raise ValueError(
@@ -114,12 +117,16 @@ class HealthStat:
         total, n = store.get(key, (0.0, 0.0))
         store[key] = (value + total, count + n)
 
-    def violation(self, value: float) -> Optional[str]:
-        """None if ``value`` is in range, else a sentence saying so."""
-        if self.low <= value <= self.high:
+    def violation(
+            self,
+            value: float,
+            bounds: Optional[Tuple[float, float]] = None) -> Optional[str]:
+        """None if ``value`` is in range (``bounds`` overrides the declared
+        one), else a sentence saying so."""
+        low, high = bounds or self.range
+        if low <= value <= high:
             return None
-        return (f'{value:.4g} is outside its range '
-                f'[{self.low:g}, {self.high:g}]')
+        return f'{value:.4g} is outside its range [{low:g}, {high:g}]'
 
 
 def stat_for(key: str) -> Optional[HealthStat]:
@@ -131,16 +138,25 @@ def stat_for(key: str) -> Optional[HealthStat]:
     return stat
 
 
-def start_collecting() -> None:
+def start_collecting(checked: bool = False) -> None:
     """Collect what is published from now on (dropping any collection a
-    failed step left open)."""
+    failed step left open); ``checked``: the step is fully checked, so
+    statistics too costly for every step may be computed."""
     _active['store'] = {}
+    _active['checked'] = checked
+
+
+def checking() -> bool:
+    """Whether the running training step is fully checked (publish costly
+    statistics only then)."""
+    return _active['store'] is not None and _active['checked']
 
 
 def stop_collecting() -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
     """Stop collecting; ``key -> (mean, count)`` of what was published
     since the start (the mean is 0 where the count is)."""
     store, _active['store'] = _active['store'], None
+    _active['checked'] = False
     return {
         k: (total / n.clamp(min=1), n)
         for k, (total, n) in (store or {}).items()

@@ -34,14 +34,15 @@ def _stats(x: torch.Tensor) -> str:
 
 
 def _raw_range(raw: Any) -> Optional[Sequence[float]]:
-    """``(min, max, is_float)`` of the images before the preprocessor."""
+    """``(min, max, is_float, std)`` of the images before the
+    preprocessor."""
     items = raw if isinstance(raw, (list, tuple)) else [raw]
     items = [t for t in items if isinstance(t, torch.Tensor) and t.numel()]
     if not items:
         return None
-    lo = min(float(t.min()) for t in items)
-    hi = max(float(t.max()) for t in items)
-    return lo, hi, any(t.is_floating_point() for t in items)
+    values = torch.cat([t.detach().float().flatten() for t in items])
+    return (float(values.min()), float(values.max()),
+            any(t.is_floating_point() for t in items), float(values.std()))
 
 
 def check_input_statistics(preprocessor: Any, raw: Any,
@@ -61,7 +62,7 @@ def check_input_statistics(preprocessor: Any, raw: Any,
     raw_range = _raw_range(raw)
     if raw_range is None:
         return
-    lo, hi, is_float = raw_range
+    lo, hi, is_float, spread = raw_range
     normalizes = preprocessor._enable_normalize
     if normalizes:
         mean = preprocessor.mean.flatten().tolist()
@@ -80,12 +81,21 @@ def check_input_statistics(preprocessor: Any, raw: Any,
             f'pipeline?) and {config} normalizes them again: the network '
             f'input has {_stats(inputs)}. Normalize in one place: remove '
             'the pipeline transform, or the preprocessor mean/std')
-    if expects_pixels and is_float and hi <= 1.0 + 1e-3:
+    if spread == 0:
         raise InputStatsError(
-            f'the images reach the data preprocessor already scaled to '
-            f'[{lo:.3g}, {hi:.3g}] (the loader or a transform divided by '
-            f'255) and {config} divides by the 255 range again: the network '
-            f'input has {_stats(inputs)}. Scale in one place')
+            f'every image of the batch is one constant value ({lo:.3g}) '
+            f'before the data preprocessor: the network input has '
+            f'{_stats(inputs)}. A loader or transform destroyed the images '
+            '(a cast, a crop outside the image, a fill)')
+    if expects_pixels and hi <= 1.0 + 1e-3:
+        what = (f'already scaled to [{lo:.3g}, {hi:.3g}] (the loader or a '
+                'transform divided by 255)' if is_float else
+                f'holding only {lo:g}..{hi:g}: integer images divided by '
+                '255 and cast back to an integer type')
+        raise InputStatsError(
+            f'the images reach the data preprocessor {what}, and {config} '
+            f'divides by the 255 range again: the network input has '
+            f'{_stats(inputs)}. Scale in one place')
     out_hi = (hi - min(mean)) / min(std) if normalizes else hi
     if hi > 20 and out_hi > 20:
         raise InputStatsError(

@@ -5,10 +5,11 @@ mmengine's ``parse_losses`` sums the values whose key contains ``loss``
 before that code fails or silently drops a term, what is wrong with the
 dict as returned.
 """
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 
+from . import health
 from .errors import LossDictError
 
 
@@ -100,3 +101,59 @@ def term_values(losses: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
         if tensors:
             out[key] = sum(t.detach().float().mean() for t in tensors)
     return out
+
+
+def violated_stat(published: Mapping[str, Any]) -> Optional[Tuple[str, str]]:
+    """``(cause, sentence)`` of the first published health statistic out
+    of its range (one host sync each: failure paths only)."""
+    for key, (value, count) in published.items():
+        stat = health.stat_for(key)
+        if stat is None or float(count) == 0:
+            continue
+        problem = stat.violation(float(value))
+        if problem is not None:
+            return stat.cause, (f'{key} = {problem}' +
+                                (f': {stat.meaning}' if stat.meaning else ''))
+    return None
+
+
+def dead_loss_findings(losses: Mapping[str, Any],
+                       published: Mapping[str, Any],
+                       force: bool = False) -> List[Tuple[str, str]]:
+    """``(message, cause)`` for a loss that cannot train (every term dead,
+    or ``force``: the total has no graph), then for single dead terms.
+    ``cause`` is None for the default (``dead_loss``); a published health
+    statistic out of range supplies a more precise one."""
+    dead = dead_loss_terms(losses)
+    zero = [k for k, v in dead.items() if v == 'zero']
+    nonfinite = {k for k, v in dead.items() if v.startswith('is non')}
+    broken = {
+        k: v
+        for k, v in dead.items() if k not in zero and k not in nonfinite
+    }
+    terms = [k for k in losses if 'loss' in k]
+    found = []
+    if force or len(broken) + len(zero) == len(terms):
+        parts = [f'{k} {v}' for k, v in broken.items()]
+        if zero:
+            parts.append(f'{", ".join(zero)} '
+                         f'{"is" if len(zero) == 1 else "are"} 0.0')
+        detail = '; '.join(parts) or 'the total loss is detached'
+        evidence = violated_stat(published)
+        if evidence:
+            detail += f', and {evidence[1]}'
+        found.append(
+            (f'the loss cannot train the model: {detail}. Backward would '
+             'give no gradients (under AMP GradScaler would fail with '
+             "'No inf checks were recorded for this optimizer'). Every loss "
+             'term must be computed from the model outputs; an all-zero '
+             'loss usually means predictions were never matched to targets '
+             '(e.g. raw head outputs not decoded or assigned).',
+             evidence[0] if evidence else None))
+    if broken:
+        found.append(('dead loss terms: ' + '; '.join(
+            f'{k} {v}' for k, v in broken.items()) + '. They are summed '
+                      'into the loss but cannot produce gradients: remove '
+                      'the .detach() / torch.no_grad() / .item() on their '
+                      'path, or log them without "loss" in the name', None))
+    return found

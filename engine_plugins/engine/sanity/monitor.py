@@ -5,44 +5,49 @@
 grad-sanity optim wrapper between backward and ``optimizer.step()``.
 
 Every step costs one device-to-host transfer (``.tolist()`` of the loss,
-its terms, the total and per-parameter gradient norms, and the health
-statistics); mmengine already synchronises every step when it logs the
-loss terms, so the pipeline was drained there anyway. With those host
-values each step is guarded: a non-finite loss or gradient is never
-applied, and divergence is tracked. The first ``strict_iters`` iterations
-are checked fully and every finding stops the run; after that every
+its terms, the health statistics, the total and per-parameter gradient
+norms and the per-parameter weight norms); mmengine already synchronises
+every step when it logs the loss terms, so the pipeline was drained there
+anyway. With those host values each step is guarded: a non-finite loss or
+gradient is never applied; divergence, a learning rate at 0 or far above
+its base, vanished gradients and weights restored to their initial values
+are caught when they happen. The first ``strict_iters`` iterations are
+checked fully and every finding stops the run; after that every
 ``interval``-th iteration is checked again and findings warn.
 """
 import contextlib
-import logging
 import math
-import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
 import torch.nn as nn
 from mmengine.dist import all_reduce, get_world_size
-from mmengine.logging import print_log
 
 from . import health
 from .divergence import DivergenceTracker, describe_lr
-from .errors import (DeadLossError, DivergenceError, HealthStatError,
-                     LossRangeError, NoGradientError, NonFiniteGradError,
-                     NonFiniteLossError, NoUpdateError,
-                     TooManySkippedStepsError, TrainingSanityError)
+from .errors import (BatchContractError, DeadLossError, DivergenceError,
+                     HealthStatError, LossRangeError, NoGradientError,
+                     NonFiniteGradError, NonFiniteLossError, NoUpdateError,
+                     PrecisionError, TooManySkippedStepsError,
+                     TrainingSanityError)
 from .events import SanityEvents
-from .grad_report import DEFAULT_GROUPS, GradNorms, format_norms, summarize
+from .grad_report import (DEFAULT_GROUPS, GradNorms, coverage_finding,
+                          format_norms, summarize)
 from .input_stats import check_input_statistics
-from .loss_terms import (check_loss_dict, dead_loss_terms, has_graph,
+from .loss_terms import (check_loss_dict, dead_loss_findings, has_graph,
                          term_values)
+from .lr_watch import lr_at_zero, lr_growth
 from .optimizer_coverage import (check_optimizer_coverage, optimizer_params,
                                  trainable_signature)
 from .preflight import (check_batch_contract, check_detection_targets,
-                        check_loss_start, describe_sample)
-from .update_size import (lr_scale, relative_updates, snapshot,
-                          zero_update_cause)
+                        check_loss_start, check_value_ranges)
+from .rerun import StepRerun, input_scale, nonfinite_batch_entry
+from .term_history import TermHistory
+from .update_size import relative_updates, snapshot, update_finding
 
 POLICIES = ('skip', 'raise')
+_ERRORS = dict(
+    no_update=NoUpdateError, frozen=NoUpdateError, divergence=DivergenceError)
 
 
 class SanityMonitor:
@@ -63,10 +68,15 @@ class SanityMonitor:
         update_iters: Iterations whose relative update size is measured.
         max_update_ratio: ``||dw|| / ||w||`` (extrapolated to the base lr)
             above which a step predicts divergence.
-        check_batches: Check labels and boxes of every batch (CPU side).
+        max_lr_growth: Warn when a learning rate reaches this many times
+            its configured base value.
+        check_batches: Check labels, boxes and declared value ranges of
+            every batch (CPU side).
         input_stats: Check the network input statistics at iteration 1.
         num_classes: Overrides the model's ``num_classes``.
         box_format: Overrides the model's ``box_format``.
+        health_ranges: ``{name: (low, high)}`` overriding declared health
+            statistic ranges for this run.
     """
 
     def __init__(self,
@@ -80,10 +90,13 @@ class SanityMonitor:
                  divergence: Optional[dict] = None,
                  update_iters: int = 3,
                  max_update_ratio: float = 1.0,
+                 max_lr_growth: float = 10.0,
                  check_batches: bool = True,
                  input_stats: bool = True,
                  num_classes: Optional[int] = None,
-                 box_format: Optional[str] = None) -> None:
+                 box_format: Optional[str] = None,
+                 health_ranges: Optional[Mapping[str, Sequence[float]]] = None
+                 ) -> None:
         if policy not in POLICIES:
             raise ValueError(
                 f'sanity policy must be one of {POLICIES}, got {policy!r} '
@@ -98,11 +111,22 @@ class SanityMonitor:
         self.divergence = DivergenceTracker(**(divergence or {}))
         self.update_iters = update_iters
         self.max_update_ratio = max_update_ratio
+        self.max_lr_growth = max_lr_growth
         self.check_batches = check_batches
         self.input_stats = input_stats
         self.num_classes = num_classes
         self.box_format = box_format
+        unknown = set(health_ranges or {}) - set(health.HEALTH_STATS)
+        if unknown:
+            raise KeyError(
+                f'health_ranges: no health statistic is declared as '
+                f'{sorted(unknown)}; declared: {sorted(health.HEALTH_STATS)}')
+        self.health_ranges = {
+            k: tuple(v)
+            for k, v in (health_ranges or {}).items()
+        }
         self.iteration = 0
+        self.max_iters: Optional[int] = None
         self.skipped_steps = 0
         self.consecutive_skips = 0
         self.scaler_skips = 0
@@ -116,15 +140,21 @@ class SanityMonitor:
         self.model: Optional[nn.Module] = None
         self.ddp: Optional[nn.Module] = None
         self.probe = None
+        self.terms = TermHistory()
         self._batch: Any = None
         self._losses: Optional[Dict[str, Any]] = None
         self._health_counts: Dict[str, torch.Tensor] = {}
-        self._term_history: Dict[str, List[float]] = {}
+        self._gt_boxes = 0
+        self._batch_gts: Optional[int] = None
         self._signature: Optional[tuple] = None
         self._params_dirty = True
         self._model_params: List[nn.Parameter] = []
         self._before: Optional[List[torch.Tensor]] = None
-        self._zero_update_pending: Optional[str] = None
+        self._zero_update = False
+        self._init_weights: Optional[List[float]] = None
+        self._applied_steps = 0
+        self._moved = False
+        self._had_gradients = False
 
     # -- set-up -------------------------------------------------------------
     def bind(self,
@@ -133,15 +163,17 @@ class SanityMonitor:
              ddp: Optional[nn.Module] = None,
              schedulers: Sequence[Any] = (),
              num_classes: Optional[int] = None,
-             probe: Any = None) -> None:
+             probe: Any = None,
+             max_iters: Optional[int] = None) -> None:
         """Attach to a run: the unwrapped model, its optimizer, the DDP
-        wrapper (for re-runs without gradient sync) and the lr schedulers
-        (named in divergence messages)."""
+        wrapper (for re-runs without gradient sync), the lr schedulers
+        (named in messages) and the run's length."""
         self.model = model
         self.optimizer = optimizer
         self.ddp = ddp
         self.schedulers = list(schedulers)
         self.probe = probe
+        self.max_iters = max_iters
         self.num_classes = (
             self.num_classes or getattr(model, 'num_classes', None)
             or num_classes)
@@ -164,7 +196,7 @@ class SanityMonitor:
         """Called before each training iteration (1-based)."""
         self.iteration = iteration
         self.events.iteration = iteration
-        self._batch = self._losses = None
+        self._batch = self._losses = self._batch_gts = None
         self._health_counts = {}
 
     def _where(self, check: str) -> str:
@@ -177,16 +209,26 @@ class SanityMonitor:
         except TrainingSanityError as exc:
             self.events.reraise(exc, self._where(check))
 
+    def _rerun(self) -> StepRerun:
+        pause = (
+            self.probe.paused
+            if self.probe is not None else contextlib.nullcontext)
+        return StepRerun(self.model, self.ddp, self.autocast, pause)
+
     # -- probe listener -----------------------------------------------------
     def on_batch(self, data: Any) -> None:
-        """Every batch, CPU side: labels and pixel boxes as the dataset
-        contract states them (before any conversion)."""
+        """Every batch, CPU side: declared value ranges, and labels and
+        pixel boxes as the dataset contract states them (before any
+        conversion)."""
         self._batch = data
-        if not (self.check_batches and self.num_classes
-                and isinstance(data, Mapping)):
+        if not (self.check_batches and isinstance(data, Mapping)):
             return
+        ranges = getattr(self.model, 'value_ranges', None)
+        if ranges:
+            self._run('data check', check_value_ranges, data, ranges)
         samples = data.get('data_samples')
-        if not isinstance(samples, (list, tuple)) or not samples:
+        if not (self.num_classes and isinstance(samples, (list, tuple))
+                and samples):
             return
         gt = getattr(samples[0], 'gt_instances', None)
         labels = getattr(gt, 'labels', None) if gt is not None else None
@@ -194,10 +236,24 @@ class SanityMonitor:
             return  # on the device already: checking would sync
         self._run('data check', check_detection_targets, samples,
                   self.num_classes, 'xyxy_pixel')
+        self._batch_gts = sum(
+            len(getattr(s, 'gt_instances', ())) for s in samples)
+        if self.strict:
+            self._gt_boxes += self._batch_gts
+            if self.iteration == self.strict_iters and not self._gt_boxes:
+                self.events.error(
+                    BatchContractError,
+                    f'data check, iteration {self.iteration}: no gt box in '
+                    f'any of the first {self.strict_iters} batches: the '
+                    'annotations did not load, or a pipeline step '
+                    '(FilterAnnotations, a crop) removed them all; the '
+                    'detector would learn that nothing is ever there',
+                    cause='label_mask',
+                    check='batch')
 
     def on_inputs(self, args: tuple, kwargs: Dict[str, Any]) -> None:
         """What reaches ``forward(mode='loss')``."""
-        health.start_collecting()
+        health.start_collecting(checked=self.checked)
         if not self.strict:
             return
         model = self.model
@@ -243,10 +299,25 @@ class SanityMonitor:
                 'it',
                 check='loss_dict',
                 once=f'hidden:{key}')
-        if not has_graph(losses):
-            self._dead_loss(losses)
-        if self.strict:
-            self._check_dead_terms(losses)
+        dead = not has_graph(losses)
+        if dead and not any(p.requires_grad for p in self.model.parameters()):
+            self.events.error(
+                DeadLossError,
+                f'loss check at iteration {self.iteration}: the loss cannot '
+                'train the model: every parameter of the model has '
+                'requires_grad=False (everything is frozen: frozen_stages, '
+                'requires_grad_(False) in a hook, or PEFT with no '
+                'target_modules matched)',
+                cause='frozen',
+                check='dead_loss')
+        if dead or self.strict:
+            for message, cause in dead_loss_findings(losses, published,
+                                                     dead):
+                self.events.error(
+                    DeadLossError,
+                    f'loss check at iteration {self.iteration}: {message}',
+                    cause=cause,
+                    check='dead_loss')
         if self.iteration == 1:
             far_out = self._run(
                 'preflight', check_loss_start, losses,
@@ -265,58 +336,6 @@ class SanityMonitor:
         self._health_counts = {k: c for k, (_, c) in published.items()}
         self._losses = merged
         return merged if published else None
-
-    def _dead_loss(self, losses: Mapping[str, Any]) -> None:
-        where = f'loss check at iteration {self.iteration}: '
-        if not any(p.requires_grad for p in self.model.parameters()):
-            self.events.error(
-                DeadLossError,
-                f'{where}the loss cannot train the model: every parameter '
-                'of the model has requires_grad=False (everything is '
-                'frozen: frozen_stages, requires_grad_(False) in a hook, or '
-                'PEFT with no target_modules matched)',
-                cause='frozen',
-                check='dead_loss')
-        self._check_dead_terms(losses, force=True)
-
-    def _check_dead_terms(self,
-                          losses: Mapping[str, Any],
-                          force: bool = False) -> None:
-        dead = dead_loss_terms(losses)
-        zero = [k for k, v in dead.items() if v == 'zero']
-        nonfinite = {k for k, v in dead.items() if v.startswith('is non')}
-        broken = {
-            k: v
-            for k, v in dead.items() if k not in zero and k not in nonfinite
-        }
-        terms = [k for k in losses if 'loss' in k]
-        where = f'loss check at iteration {self.iteration}: '
-        if force or len(broken) + len(zero) == len(terms):
-            parts = [f'{k} {v}' for k, v in broken.items()]
-            if zero:
-                parts.append(f'{", ".join(zero)} '
-                             f'{"is" if len(zero) == 1 else "are"} 0.0')
-            detail = '; '.join(parts) or 'the total loss is detached'
-            self.events.error(
-                DeadLossError,
-                f'{where}the loss cannot train the model: {detail}. '
-                'Backward would give no gradients (under AMP GradScaler '
-                "would fail with 'No inf checks were recorded for this "
-                "optimizer'). Every loss term must be computed from the "
-                'model outputs; an all-zero loss usually means predictions '
-                'were never matched to targets (e.g. raw head outputs not '
-                'decoded or assigned).',
-                check='dead_loss')
-        if broken:
-            self.events.error(
-                DeadLossError,
-                f'{where}dead loss terms: ' +
-                '; '.join(f'{k} {v}' for k, v in broken.items()) +
-                '. They are summed into the loss but cannot produce '
-                'gradients: remove the .detach() / torch.no_grad() / '
-                '.item() on their path, or log them without "loss" in the '
-                'name',
-                check='dead_loss')
 
     def _record_contract(self, data: Mapping[str, Any]) -> None:
         per_module: Dict[str, int] = {}
@@ -338,6 +357,9 @@ class SanityMonitor:
 
     # -- optim wrapper seam -------------------------------------------------
     def _refresh_params(self) -> None:
+        """At the first step and whenever the trainable set changes: the
+        optimizer holds exactly the model's trainable parameters, and they
+        are not float16."""
         if self._params_dirty:
             self._model_params = list(self.model.parameters())
             self._params_dirty = False
@@ -351,61 +373,93 @@ class SanityMonitor:
         held = optimizer_params(self.optimizer)
         self._trainable = [p for p in held if p.requires_grad]
         self._names = [names.get(id(p), '?') for p in self._trainable]
+        self._init_weights, self._moved = None, False
+        half = [
+            n for n, p in zip(self._names, self._trainable)
+            if p.dtype == torch.float16
+        ]
+        if half:
+            self.events.error(
+                PrecisionError,
+                f'optimizer check, iteration {self.iteration}: '
+                f'{len(half)} trainable parameters are float16 '
+                f'({summarize(half)}): the optimizer steps in half '
+                'precision (Adam\'s eps underflows, small updates round to '
+                'nothing). Keep the weights in float32 and train with AMP '
+                '(AmpGradSanityOptimWrapper, or --amp)',
+                check='precision')
 
-    def before_step(self, loss: torch.Tensor, scaler: Any = None) -> bool:
-        """After backward (and unscaling), before ``optimizer.step()``.
-        Returns whether to apply the step."""
-        self._refresh_params()
+    def _fetch(self, loss: torch.Tensor) -> Dict[str, Any]:
+        """The step's values, with one device-to-host transfer: loss,
+        terms, health counts, total and per-parameter gradient norms,
+        per-parameter weight norms (and, under DDP, whether any rank's
+        loss is non-finite)."""
         grads = [(i, p.grad) for i, p in enumerate(self._trainable)
                  if p.grad is not None]
         terms = term_values(self._losses or {})
-        keys = list(terms)
-        count_keys = list(self._health_counts)
+        keys, count_keys = list(terms), list(self._health_counts)
         device = loss.device
-        # One vector, one transfer: loss, terms, health counts, total and
-        # per-parameter gradient norms.
         head = torch.stack(
             [loss.detach().float().reshape(())] +
             [terms[k].to(device) for k in keys] +
             [self._health_counts[k].to(device) for k in count_keys])
+        pieces = [head]
         if grads:
             norms = torch.stack(torch._foreach_norm([g for _, g in grads
-                                                     ])).float()
+                                                     ])).float().to(device)
             total = torch.linalg.vector_norm(norms)
-            tail = torch.cat([total.reshape(1), norms.to(device)])
+            pieces += [total.reshape(1), norms]
         else:
             total = torch.zeros((), device=device)
-            tail = total.reshape(1)
+            pieces.append(total.reshape(1))
+        if self._trainable:
+            pieces.append(
+                torch.stack(
+                    torch._foreach_norm([p.detach() for p in self._trainable
+                                         ])).float().to(device))
         distributed = self.ddp is not None and get_world_size() > 1
         if distributed:
             # Gradients are all-reduced, losses are not: every rank must
             # skip when any rank's loss is non-finite, or weights diverge.
             flag = (~torch.isfinite(head)).any().float().reshape(1)
             all_reduce(flag, op='max')
-            tail = torch.cat([tail, flag])
-        host = torch.cat([head, tail.to(device)]).tolist()
+            pieces.append(flag)
+        host = torch.cat(pieces).tolist()
         other_rank = distributed and host.pop() > 0
-        loss_value = host[0]
+        weights = host[len(host) - len(self._trainable):]
+        host = host[:len(host) - len(self._trainable)]
         values = dict(zip(keys, host[1:1 + len(keys)]))
-        offset = 1 + len(keys)
-        counts = dict(zip(count_keys, host[offset:offset + len(count_keys)]))
-        offset += len(count_keys)
-        total_norm = host[offset]
+        at = 1 + len(keys)
+        counts = dict(zip(count_keys, host[at:at + len(count_keys)]))
+        at += len(count_keys)
         per_param: List[Optional[float]] = [None] * len(self._trainable)
-        for (i, _), v in zip(grads, host[offset + 1:]):
+        for (i, _), v in zip(grads, host[at + 1:]):
             per_param[i] = v
-        self.last_total_norm = total_norm
         self.last_total_tensor = total
-        self.last_values = values
-        norms_report = GradNorms(self._names, per_param)
+        return dict(
+            loss=host[0],
+            values=values,
+            counts=counts,
+            total=host[at],
+            norms=GradNorms(self._names, per_param),
+            weights=weights,
+            other_rank=other_rank)
 
+    def before_step(self, loss: torch.Tensor, scaler: Any = None) -> bool:
+        """After backward (and unscaling), before ``optimizer.step()``.
+        Returns whether to apply the step."""
+        self._refresh_params()
+        step = self._fetch(loss)
+        values, total = step['values'], step['total']
+        self.last_total_norm = total
+        self.last_values = values
         bad_terms = [
             k for k, v in values.items()
             if 'loss' in k and not math.isfinite(v)
         ]
-        if bad_terms or not math.isfinite(loss_value):
-            return self._nonfinite_loss(loss_value, bad_terms, values)
-        if other_rank:
+        if bad_terms or not math.isfinite(step['loss']):
+            return self._nonfinite_loss(step['loss'], bad_terms, values)
+        if step['other_rank']:
             self.events.info(
                 'nonfinite_forward',
                 f'iteration {self.iteration}: another rank\'s loss is '
@@ -413,34 +467,87 @@ class SanityMonitor:
                 'rank',
                 check='step')
             return False
-        if not math.isfinite(total_norm):
+        if not math.isfinite(total):
             if scaler is not None and not self._nonfinite_is_bug():
                 self.scaler_skips += 1
                 return True  # a loss-scale overflow: GradScaler skips
-            return self._nonfinite_grads(loss_value, norms_report)
-        diverging = self.divergence.update(self.iteration, loss_value,
-                                           total_norm)
-        if diverging:
-            self.events.error(
-                DivergenceError,
-                f'divergence at iteration {self.iteration}: {diverging}. '
-                f'{describe_lr(self.optimizer, self.schedulers)}. Lower '
-                'the learning rate or lengthen the warm-up (or clip '
-                'gradients with optim_wrapper.clip_grad)',
-                check='divergence')
+            return self._nonfinite_grads(step['loss'], step['norms'])
+        self._every_step(step)
         if self.checked:
-            self._check_coverage(norms_report)
-            self._check_health(values, counts)
-            self.last_norms = norms_report.groups(self.groups)
+            self._check_coverage(step['norms'])
+            self._check_health(values, step['counts'])
+            self.last_norms = step['norms'].groups(self.groups)
             self.last_report = format_norms(self.last_norms, ok=True)
         else:
             self.last_norms = self.last_report = None
         if self.strict:
-            self._track_terms(values)
+            self._check_terms(values)
         self.consecutive_skips = 0
+        self._applied_steps += 1
         if self.iteration <= self.update_iters:
             self._before = snapshot(self._trainable)
         return True
+
+    def _every_step(self, step: Dict[str, Any]) -> None:
+        """Host-only checks of every applied step."""
+        loss, total = step['loss'], step['total']
+        diverging = self.divergence.update(self.iteration, loss, total)
+        if diverging:
+            scale = input_scale(self._batch)
+            self.events.error(
+                DivergenceError,
+                f'divergence at iteration {self.iteration}: {diverging}. ' +
+                (f'Likely cause: {scale}' if scale else
+                 f'{describe_lr(self.optimizer, self.schedulers)}. Lower '
+                 'the learning rate or lengthen the warm-up (or clip '
+                 'gradients with optim_wrapper.clip_grad)'),
+                cause='input_normalization' if scale else None,
+                check='divergence')
+        if self.iteration > self.update_iters:
+            stopped = lr_at_zero(self.optimizer, self.iteration,
+                                 self.max_iters, self.schedulers)
+            if stopped:
+                self.events.error(
+                    NoUpdateError,
+                    f'lr check, iteration {self.iteration}: {stopped}',
+                    check='lr')
+        grown = lr_growth(self.optimizer, self.max_lr_growth)
+        if grown:
+            lr, base, ratio = grown
+            self.events.warning(
+                'divergence',
+                f'lr check, iteration {self.iteration}: the learning rate '
+                f'{lr:.3g} is {ratio:.3g}x its configured base {base:.3g}: '
+                'a scheduler or hook keeps raising it (a gamma above 1, an '
+                'lr range test left on?); this run is heading for '
+                'divergence',
+                check='lr',
+                once='lr_growth')
+        if total > 0:
+            self._had_gradients = True
+        elif self._had_gradients:
+            self.events.warning(
+                'no_gradient',
+                f'iteration {self.iteration}: every gradient is exactly 0 '
+                'now, and was not before: the network went dead (saturated '
+                'or dead activations, a collapse after too large a step)',
+                check='coverage',
+                once='gradients_vanished')
+        weights = step['weights']
+        if self._init_weights is None:
+            self._init_weights = weights
+        elif weights != self._init_weights:
+            self._moved = True
+        elif self._moved:
+            self.events.error(
+                NoUpdateError,
+                f'weight check, iteration {self.iteration}: the weights '
+                'are exactly their initial values again after '
+                f'{self._applied_steps} applied steps: something outside '
+                'the optimizer restores them (a hook that loads or copies '
+                'weights back, a swap that is not undone)',
+                cause='frozen',
+                check='weights')
 
     def after_step(self) -> None:
         """After ``optimizer.step()``: the update size, on its iterations."""
@@ -449,80 +556,42 @@ class SanityMonitor:
         before, self._before = self._before, None
         updates = relative_updates(self._names, self._trainable, before,
                                    self.groups)
-        ratios = {
-            g: (d / w if w > 0 else 0.0)
-            for g, (d, w) in updates.items()
-        }
         self.events.record(
             'update',
-            ratios=ratios,
+            ratios={
+                g: (d / w if w > 0 else 0.0)
+                for g, (d, w) in updates.items()
+            },
             lr=[g['lr'] for g in self.optimizer.param_groups][:8])
-        if all(d == 0 for d, _ in updates.values()):
-            reason, certain = zero_update_cause(self.optimizer)
-            if certain or self._zero_update_pending:
-                self.events.error(
-                    NoUpdateError,
-                    f'update check at iteration {self.iteration}: the '
-                    f'optimizer step changed no weight: {reason}. Nothing '
-                    'learns',
-                    check='update_size')
-            self._zero_update_pending = reason
+        found = update_finding(updates, self.optimizer,
+                               self.max_update_ratio, self._zero_update,
+                               self.schedulers)
+        self._zero_update = bool(found and found[0] == 'no_update')
+        if not found or not found[2]:
             return
-        self._zero_update_pending = None
-        scale = lr_scale(self.optimizer) or 1.0
-        group, ratio = max(ratios.items(), key=lambda kv: kv[1])
-        if ratio * scale > self.max_update_ratio:
-            at_base = (f', {ratio * scale:.3g} at the base lr'
-                       if scale > 1 else '')
-            self.events.error(
-                DivergenceError,
-                f'update check at iteration {self.iteration}: one step '
-                f'moved the {group} weights by {ratio:.3g} of their norm'
-                f'{at_base} (||dw||/||w||; healthy first steps stay below '
-                f'{self.max_update_ratio:g}): this predicts divergence. '
-                f'{describe_lr(self.optimizer, self.schedulers)}. Lower the '
-                'learning rate',
-                check='update_size',
-                ratios=ratios)
+        cause, message, _ = found
+        if cause == 'divergence':
+            scale = input_scale(self._batch)
+            if scale:
+                cause, message = 'input_normalization', (
+                    f'{message}. Likely cause: {scale}')
+        self.events.error(
+            _ERRORS.get(cause, DivergenceError),
+            f'update check at iteration {self.iteration}: {message}',
+            cause=cause,
+            check='update_size')
 
     # -- findings of before_step --------------------------------------------
     def _check_coverage(self, norms: GradNorms) -> None:
-        with_grad, trainable, no_grad, zero_grad = norms.coverage()
-        where = f'iteration {self.iteration}: '
-        if with_grad == 0 and trainable > 0:
-            finding = NoGradientError(
-                f'{where}0/{trainable} parameters have non-zero gradients; '
-                f'no grad: {summarize(no_grad + zero_grad)}. The loss does '
-                'not depend on the trainable parameters.')
-            if self.strict:
-                self.events.error(
-                    NoGradientError, str(finding), check='coverage')
-            self.events.warning(
-                'no_gradient',
-                str(finding),
-                check='coverage',
-                once='no_gradient')
-        elif no_grad:
-            self.events.warning(
-                'no_gradient',
-                f'{where}{with_grad}/{trainable} parameters have non-zero '
-                f'gradients; no grad: {summarize(no_grad)}' +
-                (f'; zero grad: {summarize(zero_grad)}' if zero_grad else '') +
-                ' (parameters outside the graph: unused modules, or a '
-                'branch the forward pass skips)',
-                check='coverage',
-                once=f'no_grad:{no_grad}')
-        elif zero_grad:
-            # In the graph but nothing flowed: normal for parts without
-            # targets in this batch or behind a zero-initialised layer.
-            self.events.info(
-                'no_gradient',
-                f'{where}{with_grad}/{trainable} parameters have non-zero '
-                f'gradients; zero grad: {summarize(zero_grad)} (in the '
-                'graph, but nothing flowed back this step: e.g. a detection '
-                'level without positives, or LoRA A while B is still zero)',
-                check='coverage',
-                once=f'zero_grad:{zero_grad}')
+        found = coverage_finding(norms, f'iteration {self.iteration}: ',
+                                 self._batch_gts != 0)
+        if found is None:
+            return
+        level, message, once = found
+        if level == 'error' and self.strict:
+            self.events.error(NoGradientError, message, check='coverage')
+        report = self.events.info if level == 'info' else self.events.warning
+        report('no_gradient', message, check='coverage', once=once)
 
     def _check_health(self, values: Mapping[str, float],
                       counts: Mapping[str, float]) -> None:
@@ -530,13 +599,15 @@ class SanityMonitor:
             stat = health.stat_for(key)
             if stat is None or counts.get(key, 1.0) == 0:
                 continue
-            problem = stat.violation(value)
+            bounds = self.health_ranges.get(stat.name)
+            problem = stat.violation(value, bounds)
             if problem is None:
                 continue
             message = (f'health check, iteration {self.iteration}: {key} = '
                        f'{problem}' +
                        (f': {stat.meaning}' if stat.meaning else ''))
-            data = dict(stat=key, value=value, range=list(stat.range))
+            data = dict(
+                stat=key, value=value, range=list(bounds or stat.range))
             if self.strict:
                 self.events.error(
                     HealthStatError,
@@ -551,26 +622,22 @@ class SanityMonitor:
                 once=f'health:{key}:{self.iteration // 1000}',
                 **data)
 
-    def _track_terms(self, values: Mapping[str, float]) -> None:
-        """Over the strict window: terms stuck at one value (a saturated
-        clamp) stop the run, and so do terms that are always exactly 0
-        while a statistic declared as their target count is 0 too; other
-        always-zero terms warn."""
-        for key, value in values.items():
-            if 'loss' in key or health.stat_for(key) is not None:
-                self._term_history.setdefault(key, []).append(value)
+    def _check_terms(self, values: Mapping[str, float]) -> None:
+        """Strict window: zero terms with targets at once; stuck, unsupervised
+        and always-zero terms at its end."""
+        where = f'loss check at iteration {self.iteration}: '
+        for found in TermHistory.zero_with_targets(values):
+            self.events.warning(
+                'zero_weight',
+                f'{where}{found.split(" ")[0]} = 0.0 although the batch has '
+                f'targets for it {found[found.index("("):]}: its loss weight '
+                'is 0. Remove a term you disabled on purpose',
+                check='zero_term',
+                once=f'zero:{found.split(" ")[0]}')
+        self.terms.add(values)
         if self.iteration != self.strict_iters or self.strict_iters < 2:
             return
-        terms = {k: v for k, v in self._term_history.items() if 'loss' in k}
-        stuck, zero = [], []
-        for key, history in terms.items():
-            if len(history) < 2:
-                continue
-            if all(v == 0 for v in history):
-                zero.append(key)
-            elif max(history) - min(history) <= 1e-6 * abs(history[0]):
-                stuck.append(f'{key} = {history[0]:.6g}')
-        where = f'loss check at iteration {self.iteration}: '
+        stuck, unsupervised, zero = self.terms.verdict()
         if stuck:
             self.events.error(
                 LossRangeError,
@@ -581,29 +648,27 @@ class SanityMonitor:
                 'units and range (e.g. DFL targets are anchor-to-edge '
                 'distances in stride units)',
                 check='stuck_term')
-        unsupervised = [
-            f'{key} (and {stat} = 0)' for key in zero
-            for stat, history in self._term_history.items()
-            if getattr(health.stat_for(stat), 'targets_of', None) == key
-            and all(v == 0 for v in history)
-        ]
         if unsupervised:
-            self.events.error(
-                LossRangeError,
+            # A warning: a term can lack targets by design (no text labels
+            # in a text-to-speech set); statistics with a range stop a
+            # batch with no target at all.
+            self.events.warning(
+                'label_mask',
                 f'{where}{summarize(unsupervised)} = 0.0 on each of the '
                 f'first {self.strict_iters} iterations: the term has no '
                 'supervised targets (every label is the ignore index): '
-                'check the label masking',
-                cause='label_mask',
+                'check the label masking, or set its weight to 0 and '
+                'remove it if that is intended',
                 check='zero_term')
-        if zero and len(zero) < len(terms):
+        if zero and len(zero) < self.terms.num_terms:
             self.events.warning(
                 'zero_weight',
                 f'{where}{summarize(zero)} = 0.0 on each of the first '
                 f'{self.strict_iters} iterations while connected to the '
                 'model: a loss weight of 0, or a term that never has '
                 'targets. Remove a term you disabled on purpose',
-                check='zero_term')
+                check='zero_term',
+                once='zero_terms')
 
     def _nonfinite_loss(self, loss_value: float, bad_terms: List[str],
                         values: Mapping[str, float]) -> bool:
@@ -618,7 +683,7 @@ class SanityMonitor:
                         f'{describe_lr(self.optimizer, self.schedulers)}. '
                         'Lower the learning rate or lengthen the warm-up')
         else:
-            bad_input = self._nonfinite_input()
+            bad_input = nonfinite_batch_entry(self._batch)
             if bad_input:
                 cause = 'nonfinite_data'
                 message += (f'; the input batch itself is non-finite: '
@@ -626,12 +691,14 @@ class SanityMonitor:
                             'that produced it')
             else:
                 cause = 'nonfinite_forward'
-                module = self._locate_forward() if self.locate else None
-                message += ('. A non-finite loss is a forward problem' +
-                            (f'; first non-finite output: {module}'
-                             if module else '') +
-                            ': look for log of 0, division by 0 or exploding '
-                            'activations on that path')
+                module = (
+                    self._rerun().first_nonfinite_module(self._batch)
+                    if self.locate and self._batch is not None else None)
+                message += (
+                    '. A non-finite loss is a forward problem' +
+                    (f'; first non-finite output: {module}' if module else
+                     '') + ': look for log of 0, division by 0 or exploding '
+                    'activations on that path')
         return self._bad_step(NonFiniteLossError, cause, message)
 
     def _nonfinite_grads(self, loss_value: float, norms: GradNorms) -> bool:
@@ -646,7 +713,9 @@ class SanityMonitor:
                 message + f', after {growth}: the run diverged. '
                 f'{describe_lr(self.optimizer, self.schedulers)}. Lower the '
                 'learning rate or lengthen the warm-up')
-        op = self._locate_backward() if self.locate else None
+        op = (
+            self._rerun().backward_op(self._batch)
+            if self.locate and self._batch is not None else None)
         message += ((f'; backward op: {op}' if op else '') +
                     '. A finite loss with NaN gradients is a backward '
                     'problem: run the loss in an FP32 loss region '
@@ -677,147 +746,11 @@ class SanityMonitor:
                 check='step')
         return False
 
-    # -- re-running one step for diagnosis ----------------------------------
-    def _nonfinite_input(self) -> Optional[str]:
-        batch = self._batch
-        if not isinstance(batch, Mapping):
-            return None
-        inputs = batch.get('inputs')
-        items = inputs if isinstance(inputs, (list, tuple)) else (
-            list(inputs)
-            if isinstance(inputs, torch.Tensor) and inputs.dim() > 0 else [])
-        samples = batch.get('data_samples')
-        for i, item in enumerate(items):
-            if (isinstance(item, torch.Tensor) and item.is_floating_point()
-                    and not bool(torch.isfinite(item).all())):
-                name = (
-                    describe_sample(samples[i], i)
-                    if isinstance(samples, (list, tuple)) and i < len(samples)
-                    else f'batch item {i}')
-                return f'inputs of {name}'
-        return None
-
-    @contextlib.contextmanager
-    def _rerun(self):
-        """Re-run context: hooks paused, parameters, gradients, buffers and
-        RNG restored afterwards."""
-        model = self.model
-        params = list(model.parameters())
-        grads = [p.grad for p in params]
-        buffers = {k: v.clone() for k, v in model.named_buffers()}
-        rng = torch.get_rng_state()
-        cuda_rng = (
-            torch.cuda.get_rng_state_all()
-            if torch.cuda.is_available() else None)
-        pause = (
-            self.probe.paused()
-            if self.probe is not None else contextlib.nullcontext())
-        try:
-            with pause, self._autocast():
-                yield
-        finally:
-            for p, g in zip(params, grads):
-                p.grad = g
-            for k, v in model.named_buffers():
-                v.copy_(buffers[k])
-            torch.set_rng_state(rng)
-            if cuda_rng is not None:
-                torch.cuda.set_rng_state_all(cuda_rng)
-
-    def _autocast(self):
-        return self.autocast()
-
-    def _forward_losses(self):
-        model = self.model
-        data = model.data_preprocessor(self._batch, True)
-        if isinstance(data, dict):
-            return model(**data, mode='loss')
-        return model(*data, mode='loss')
-
-    def _locate_forward(self) -> Optional[str]:
-        """The first module whose output is non-finite in a re-run."""
-        if self.model is None or self._batch is None:
-            return None
-        found: List[str] = []
-
-        def make(name):
-
-            def hook(module, args, output):
-                if found:
-                    return
-                flat = output if isinstance(output,
-                                            (list, tuple)) else [output]
-                if any(
-                        isinstance(t, torch.Tensor) and t.is_floating_point()
-                        and not bool(torch.isfinite(t).all()) for t in flat):
-                    inputs_ok = all(
-                        bool(torch.isfinite(a).all()) for a in args if
-                        isinstance(a, torch.Tensor) and a.is_floating_point())
-                    found.append(f'{name} ({type(module).__name__}' +
-                                 (', finite inputs)' if inputs_ok else ')'))
-
-            return hook
-
-        handles = [
-            m.register_forward_hook(make(n))
-            for n, m in self.model.named_modules() if n
-        ]
-        try:
-            with self._rerun(), torch.no_grad():
-                self._forward_losses()
-        except Exception as exc:  # diagnosis must not mask the finding
-            print_log(
-                f'sanity: re-run to locate the non-finite output failed: '
-                f'{exc!r}',
-                logger='current',
-                level=logging.DEBUG)
-        finally:
-            for h in handles:
-                h.remove()
-        return found[0] if found else None
-
-    def _rerun_backward(self, anomaly: bool) -> Optional[str]:
-        """Re-run forward/backward of the recorded batch without a loss
-        scale; the anomaly message, ``'non-finite'``, or ``''``."""
-        if self.model is None or self._batch is None:
-            return None
-        message = ''
-        sync = (
-            self.ddp.no_sync()
-            if self.ddp is not None else contextlib.nullcontext())
-        try:
-            with self._rerun(), sync:
-                for p in self.model.parameters():
-                    p.grad = None
-                ctx = (
-                    torch.autograd.detect_anomaly(check_nan=True)
-                    if anomaly else contextlib.nullcontext())
-                with ctx:
-                    losses = self._forward_losses()
-                    total, _ = self.model.parse_losses(losses)
-                    total.backward()
-                if any(
-                        p.grad is not None
-                        and not bool(torch.isfinite(p.grad).all())
-                        for p in self.model.parameters()):
-                    message = 'non-finite'
-        except RuntimeError as exc:
-            message = str(exc)
-        return message
-
-    def _locate_backward(self) -> Optional[str]:
-        message = self._rerun_backward(anomaly=True)
-        if not message:
-            return None
-        match = re.search(r"Function '(\w+)' returned nan", message)
-        return match.group(1) if match else message.splitlines()[0][:200]
-
     def _nonfinite_is_bug(self) -> bool:
         """Under a dynamic loss scale, non-finite gradients are first
         assumed to be an overflow: re-run the step unscaled; still
         non-finite means a bug."""
-        message = self._rerun_backward(anomaly=False)
-        if message is None:
+        if self._batch is None:
             self.events.info(
                 'nonfinite_backward',
                 'non-finite gradients under a dynamic loss scale and no '
@@ -825,4 +758,4 @@ class SanityMonitor:
                 check='step',
                 once='no_rerun')
             return False
-        return message != ''
+        return self._rerun().backward(self._batch, anomaly=False) != ''

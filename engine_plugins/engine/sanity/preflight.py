@@ -56,6 +56,41 @@ def check_batch_contract(data: Mapping[str, Any],
     return tuple(k for k in data if k not in known)
 
 
+def check_value_ranges(data: Mapping[str, Any],
+                       ranges: Mapping[str, Sequence[int]]) -> None:
+    """Integer batch entries inside the ranges a model declares:
+    ``{key: (low, high)}`` or ``{key: (low, high, ignore_index)}``, values
+    in ``[low, high)`` or equal to the ignore index. CPU tensors only (a
+    device tensor would cost a sync).
+
+    Raises:
+        TargetFormatError: names the key, the value and its position
+            (cause ``label_range``).
+    """
+    for key, spec in ranges.items():
+        value = data.get(key)
+        if not isinstance(value, torch.Tensor) or value.numel() == 0 \
+                or value.is_cuda or value.is_floating_point():
+            continue
+        low, high = spec[0], spec[1]
+        ignore = spec[2] if len(spec) > 2 else None
+        bad = (value < low) | (value >= high)
+        if ignore is not None:
+            bad &= value != ignore
+        if not bool(bad.any()):
+            continue
+        where = tuple(int(i) for i in bad.nonzero()[0])
+        v = int(value[where])
+        allowed = f'[{low}, {high})' + (
+            f' or the ignore index {ignore}' if ignore is not None else '')
+        hint = (f' (an ignore label other than {ignore}?)'
+                if ignore is not None and v < 0 else '')
+        raise TargetFormatError(
+            f'batch key {key!r} holds {v} at index {list(where)}, outside '
+            f'{allowed}{hint}: the loss would index out of range or train '
+            'on a wrong target', 'label_range')
+
+
 def describe_sample(sample: Any, index: int) -> str:
     """The image file of a data sample (with its id), else its index."""
     meta = getattr(sample, 'metainfo', None) or {}
@@ -333,7 +368,10 @@ def check_loss_start(losses: Mapping[str, Any],
                 'system (e.g. DFL targets must be anchor-to-edge distances '
                 'in stride units, not absolute coordinates)')
         lo_hi = (ranges or {}).get(name)
-        if lo_hi is not None and not (lo_hi[0] / far <= v <= lo_hi[1] * far):
+        # An exact 0 is a term without targets or weight, which the
+        # zero-term check tells apart over the first iterations.
+        if lo_hi is not None and v != 0 and not (lo_hi[0] / far <= v <=
+                                                 lo_hi[1] * far):
             far_out[name] = (f'{name} = {v:.4g} starts far outside its '
                              f'expected range {tuple(lo_hi)}')
     return far_out

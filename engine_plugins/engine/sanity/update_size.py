@@ -8,11 +8,12 @@ base lr, since SGD and Adam steps scale linearly with lr: a warm-up that
 starts at 1% of a lr 100x too large still shows at iteration 1.
 """
 from collections import OrderedDict
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from .grad_report import group_of
+from .divergence import describe_lr
+from .grad_report import group_of, summarize
 
 
 def snapshot(params: Sequence[torch.Tensor]) -> List[torch.Tensor]:
@@ -51,6 +52,25 @@ def lr_scale(optimizer: torch.optim.Optimizer) -> Optional[float]:
     return max(scales) if scales else None
 
 
+def lr_zero_fraction(
+        optimizer: torch.optim.Optimizer) -> Tuple[float, List[str]]:
+    """Fraction of the trainable weight elements whose lr is 0, and the
+    lrs of the groups that still learn (``'lr 0.01: 3 tensors'``)."""
+    total = zero = 0
+    moving: Dict[float, int] = OrderedDict()
+    for group in optimizer.param_groups:
+        for p in group['params']:
+            if not p.requires_grad:
+                continue
+            total += p.numel()
+            if group['lr'] == 0:
+                zero += p.numel()
+            else:
+                moving[group['lr']] = moving.get(group['lr'], 0) + 1
+    described = [f'lr {lr:.3g}: {n} tensors' for lr, n in moving.items()]
+    return (zero / total if total else 0.0), described
+
+
 def zero_update_cause(optimizer: torch.optim.Optimizer) -> Tuple[str, bool]:
     """Why a step changed nothing, and whether that is certain now.
 
@@ -71,3 +91,42 @@ def zero_update_cause(optimizer: torch.optim.Optimizer) -> Tuple[str, bool]:
     return ('a param_scheduler holds the learning rate at 0 (base lr '
             f'{max(bases):g}): check its factors (start_factor, factor, '
             'gamma, eta_min) and begin/end', False)
+
+
+def update_finding(updates: Mapping[str, Tuple[float, float]],
+                   optimizer: torch.optim.Optimizer,
+                   max_ratio: float,
+                   zero_before: bool,
+                   schedulers: Sequence[Any] = ()
+                   ) -> Optional[Tuple[str, str, bool]]:
+    """What one step's update sizes say: ``(cause, message, certain)``, or
+    None when the step looks healthy.
+
+    All-zero updates name the lr as the cause (``certain`` is False for a
+    scheduler at 0 on the first such step, which a warm-up from 0 can
+    explain: ``zero_before`` says the previous step was zero too); lr 0 on
+    99% of the trainable weights is a freeze by lr; an update far above
+    ``max_ratio`` (extrapolated to the base lr) predicts divergence.
+    """
+    if all(d == 0 for d, _ in updates.values()):
+        reason, certain = zero_update_cause(optimizer)
+        return ('no_update', f'the optimizer step changed no weight: '
+                f'{reason}. Nothing learns', certain or zero_before)
+    frozen, moving = lr_zero_fraction(optimizer)
+    if frozen >= 0.99:
+        return ('frozen', f'the learning rate is 0 for {frozen:.2%} of the '
+                'trainable weights (paramwise_cfg lr_mult=0, or a custom '
+                f'key that matches every parameter); only {summarize(moving)}'
+                ' still learn. To freeze parameters set requires_grad=False '
+                '(frozen_stages); otherwise fix the lr_mult', True)
+    ratios = {g: (d / w if w > 0 else 0.0) for g, (d, w) in updates.items()}
+    scale = lr_scale(optimizer) or 1.0
+    group, ratio = max(ratios.items(), key=lambda kv: kv[1])
+    if ratio * scale <= max_ratio:
+        return None
+    at_base = f', {ratio * scale:.3g} at the base lr' if scale > 1 else ''
+    return ('divergence', f'one step moved the {group} weights by '
+            f'{ratio:.3g} of their norm{at_base} (||dw||/||w||; healthy '
+            f'first steps stay below {max_ratio:g}): this predicts '
+            f'divergence. {describe_lr(optimizer, schedulers)}. Lower the '
+            'learning rate', True)

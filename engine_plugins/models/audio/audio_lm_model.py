@@ -13,6 +13,7 @@ from .audio_lm import DualFFNAudioLMCore
 from .delay_pattern import AUDIO_VOCAB
 from .lora import inject_lora
 from .losses import audio_lm_losses
+from .merge import IGNORE_INDEX
 from .presets import AUDIO_LM_PRESETS
 from .weights import load_weights, save_weights
 
@@ -85,6 +86,15 @@ class DualFFNAudioLM(BaseModel):
         self.expected_loss_ranges = dict(
             loss_text=(0.05, math.log(kwargs['vocab_size']) * 1.5),
             loss_audio=(0.05, math.log(AUDIO_VOCAB) * 1.5))
+        # Checked on every batch by the sanity engine: ids index embeddings
+        # and cross-entropy targets; -100 is the only ignore label.
+        vocab, audio = kwargs['vocab_size'], core.audio_vocab
+        self.value_ranges = dict(
+            input_ids=(0, vocab),
+            label_ids=(0, vocab, IGNORE_INDEX),
+            audio_out_ids=(0, audio),
+            audio_in_ids=(0, audio),
+            label_audio_ids=(0, audio, IGNORE_INDEX))
 
     @property
     def core(self) -> DualFFNAudioLMCore:

@@ -8,6 +8,7 @@ from typing import Optional
 
 import torch
 
+from engine_plugins.engine.sanity import health
 from engine_plugins.engine.sanity.errors import PrecisionError
 from engine_plugins.engine.sanity.health import HealthStat
 from .stable_eigh import load_diagonal, stable_eigh
@@ -30,6 +31,14 @@ MIN_GAP = HealthStat(
     meaning='(near-)repeated eigenvalues under a plain eigh: its backward '
     'divides by every eigenvalue gap; add diagonal loading and jitter and '
     'use the gap-regularized eigh (stabilize=True)')
+LABEL_GAIN = HealthStat(
+    'health/ris_label_gain',
+    low=1.5,
+    cause='target_units',
+    meaning='the labelled directions carry no more power than an average '
+    'element of the input covariance: the labels do not point at the '
+    'sources (angles in radians where degrees are expected, a source count '
+    'that counts noise, another array geometry)')
 COND = HealthStat(
     'health/ris_cond',
     low=1.0,
@@ -140,3 +149,22 @@ def music_loss(pred_proj: torch.Tensor,
     captured = (a.conj() * (pred_proj @ a)).sum(-2).real  # a^H P a
     null = (1 - captured) * valid
     return null.sum() / valid.sum().clamp(min=1)
+
+
+@torch.no_grad()
+def publish_label_gain(sample_cov: torch.Tensor, steering: torch.Tensor,
+                       valid: torch.Tensor) -> None:
+    """How well the labels describe the data: the beam power of the input
+    sample covariance at each labelled direction, over its mean element
+    power (1 for a direction that holds no source; 1 + SNR x D for one that
+    does), the minimum over each sample's sources, averaged over the batch.
+    Computed on fully checked steps only."""
+    if not health.checking():
+        return
+    a = steering.to(sample_cov.dtype)
+    a = a / a.norm(dim=-2, keepdim=True)
+    power = (a.conj() * (sample_cov @ a)).sum(-2).real
+    average = sample_cov.diagonal(dim1=-2, dim2=-1).real.mean(-1, True)
+    ratio = torch.where(valid, power / average,
+                        torch.full_like(power, float('inf')))
+    LABEL_GAIN.publish(ratio.amin(-1).mean())

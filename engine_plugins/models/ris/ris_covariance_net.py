@@ -9,9 +9,11 @@ from mmengine.model import BaseModel
 
 from engine_plugins.datasets.ris import ArrayGeometry
 from engine_plugins.engine.fp32_region import fp32_region
+from engine_plugins.engine.sanity import health
 from engine_plugins.registry import MODELS
 from .losses import (check_precision, frobenius_loss, music_loss,
-                     predicted_projector, steering_projector, subspace_loss)
+                     predicted_projector, publish_label_gain,
+                     steering_projector, subspace_loss)
 
 LOSS_TERMS = ('frobenius', 'subspace', 'music')
 
@@ -152,6 +154,21 @@ class RISCovarianceNet(BaseModel):
         return torch.as_tensor(
             steer, dtype=torch.complex64, device=labels['angles'].device)
 
+    def _check_labels(self, inputs: torch.Tensor, labels: dict) -> None:
+        """Publish how well the labels fit the input covariance (on checked
+        training steps only; see ``publish_label_gain``)."""
+        if not health.checking() or 'angles' not in labels:
+            return
+        with fp32_region(always=True):
+            cov = torch.complex(inputs[:, 0].float(), inputs[:, 1].float())
+            k = labels['num_sources']
+            steering = labels.get('steering')
+            if steering is None:
+                steering = self.true_steering(labels)
+            valid = torch.arange(
+                labels['angles'].shape[1], device=k.device)[None] < k[:, None]
+            publish_label_gain(cov, steering, valid)
+
     # -- losses ---------------------------------------------------------------
     def loss_by_feat(self, factor: torch.Tensor,
                      labels: dict) -> Dict[str, torch.Tensor]:
@@ -194,6 +211,7 @@ class RISCovarianceNet(BaseModel):
                 mode: str = 'tensor'):
         factor = self.factor(inputs)
         if mode == 'loss':
+            self._check_labels(inputs, data_samples)
             return self.loss_by_feat(factor, data_samples)
         if mode == 'tensor':
             return factor

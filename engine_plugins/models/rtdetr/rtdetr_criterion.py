@@ -28,9 +28,12 @@ MATCHED_PER_GT = HealthStat(
     low=0.999,
     high=1.001,
     cause='loss_dict',
+    targets_of=('loss_bbox', 'loss_giou'),
     meaning='the Hungarian matching must pair every gt with exactly one '
     'query; a matcher that returns fewer or more pairs trains on the '
     'wrong targets')
+SCORED = HealthStat(
+    'health/rtdetr_scored_queries', low=1.0, targets_of='loss_vfl')
 GT_INVALID = HealthStat(
     'health/rtdetr_gt_invalid',
     low=0.0,
@@ -128,6 +131,10 @@ class RTDETRCriterion(nn.Module):
                 MATCHED_PER_GT.publish(
                     torch.full((), float(matched), device=logits.device),
                     count=sum(sizes))
+                # Every query scores every class (background included).
+                SCORED.publish(
+                    torch.full((), float(logits.shape[:2].numel()),
+                               device=logits.device))
             losses.update(
                 self._set_losses(prefix, logits, boxes, matches, gts,
                                  num_boxes))

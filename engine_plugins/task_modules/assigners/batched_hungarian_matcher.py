@@ -37,8 +37,15 @@ _INPUTS = ('cls_logits (prediction)', 'pred_boxes (prediction)',
            'gt_boxes (ground truth)')
 
 
+# Cost standing in for a non-finite one: finite, above any real cost.
+_UNMATCHABLE = 1e8
+
+
 class NonFiniteMatchCostError(TrainingSanityError):
-    """A matching cost, or an input of the matcher, is NaN or infinite."""
+    """A ground truth of the matcher, or a cost computed from finite
+    inputs, is NaN or infinite."""
+
+    cause = 'box_format'
 
 
 @TASK_UTILS.register_module()
@@ -60,10 +67,15 @@ class BatchedHungarianMatcher:
     background.
 
     All costs run in float32 (autocast off, half inputs widened), with no
-    gradient. A NaN or infinite cost or input raises
-    :class:`NonFiniteMatchCostError`, naming the cost term, the images and
-    the inputs; a label outside ``[0, C)`` raises ``TargetFormatError``.
-    Both checks move one small flag tensor to the host per call.
+    gradient. Non-finite *predictions* are the model's failure, not the
+    matcher's: their costs are replaced by a large finite value (such
+    queries are matched last) and the losses carry the NaN on, where the
+    sanity engine skips the step and names the module that produced it. A
+    non-finite ground truth, or a non-finite cost from finite inputs,
+    raises :class:`NonFiniteMatchCostError`, naming the cost term, the
+    images and the inputs; a label outside ``[0, C)`` raises
+    ``TargetFormatError``. The checks move one small flag tensor to the
+    host per call.
 
     Args:
         match_costs: mmdet match-cost configs (or built cost objects), as
@@ -177,8 +189,13 @@ class BatchedHungarianMatcher:
                 bad_label.any(1),
                 (~torch.isfinite(total) & valid[:, None]).flatten(1).any(1)
             ]).cpu().numpy()  # (5, B): the checks' one host sync
-            if flags.any():
+            predicted = flags[0] | flags[1]
+            if flags[2:4].any() or (flags[4] & ~predicted).any():
                 self._raise(flags, terms, valid, gt_labels, num_classes)
+            if predicted.any():
+                total = torch.nan_to_num(
+                    total, nan=_UNMATCHABLE, posinf=_UNMATCHABLE,
+                    neginf=-_UNMATCHABLE)
             total = total.cpu()
         return [total[b, :, :n] for b, n in enumerate(num_gts)]
 
@@ -272,7 +289,8 @@ class BatchedHungarianMatcher:
             msg = ('Hungarian matching got non-finite inputs: ' +
                    '; '.join(inputs) + '. The costs stayed finite (a sigmoid '
                    'saturates at +-inf) but the losses will not')
-        raise NonFiniteMatchCostError(msg)
+        cause = 'nonfinite_data' if flags[2].any() else 'box_format'
+        raise NonFiniteMatchCostError(msg, cause)
 
 
 def _check_shapes(cls_logits: Tensor, pred_boxes: Tensor,

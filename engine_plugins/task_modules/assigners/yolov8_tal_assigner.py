@@ -20,10 +20,13 @@ POS_PER_GT = HealthStat(
     low=0.5,
     high=10.0,
     cause='box_format',
+    targets_of=('loss_bbox', 'loss_dfl'),
     meaning='the gt boxes contain almost no anchor centres with a '
     'positive overlap: gts and anchors (or predicted boxes) are in '
     'different frames or units (pixels vs stride units, normalized vs '
     'pixel, boxes before the letterbox)')
+SCORED = HealthStat(
+    'health/tal_scored_anchors', low=1.0, targets_of='loss_cls')
 POS_CIOU = HealthStat(
     'health/tal_pos_ciou',
     low=0.02,
@@ -123,6 +126,11 @@ class YOLOv8TaskAlignedAssigner:
             pad_mask: ``(B, M)`` bool, True for real GT rows.
         """
         batch, num_anchors = pred_scores.shape[:2]
+        # Every anchor is a classification target (background included);
+        # a host number: no sync.
+        SCORED.publish(
+            torch.full((), float(batch * num_anchors),
+                       device=pred_scores.device))
         num_gts = gt_bboxes.shape[1]
         if num_gts == 0:
             return self._background(pred_scores, gt_bboxes)

@@ -139,3 +139,20 @@ def test_boxes_normalized_by_the_unpadded_image_reach_into_the_padding():
     inside = _sample([[0.5, 0.3, 0.2, 0.2]], [1])
     inside.set_metainfo(dict(batch_input_shape=(96, 96)))
     check_detection_targets([inside], 3, 'cxcywh_normalized')
+
+
+def test_declared_value_ranges_name_key_value_and_position():
+    from engine_plugins.engine.sanity.preflight import check_value_ranges
+    ranges = dict(label_ids=(0, 10, -100), input_ids=(0, 10))
+    labels = torch.tensor([[3, -100, 9], [1, -1, 2]])
+    with pytest.raises(TargetFormatError) as err:
+        check_value_ranges(dict(label_ids=labels), ranges)
+    assert str(err.value).startswith(
+        "batch key 'label_ids' holds -1 at index [1, 1], outside [0, 10) or "
+        'the ignore index -100 (an ignore label other than -100?)')
+    assert err.value.cause == 'label_range'
+    with pytest.raises(TargetFormatError, match="'input_ids' holds 10"):
+        check_value_ranges(dict(input_ids=torch.tensor([10])), ranges)
+    check_value_ranges(
+        dict(label_ids=torch.tensor([-100, 0, 9]),
+             other=torch.tensor([1e9])), ranges)

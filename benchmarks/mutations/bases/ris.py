@@ -1,0 +1,11 @@
+# Benchmark base: the RIS 8x8 CPU quick start at batch 32, without
+# validation or checkpoints.
+_base_ = ['../../../configs/ris/ris_upa8x8_cpu.py']
+
+train_dataloader = dict(batch_size=32)
+train_cfg = dict(max_iters=12, val_interval=10**6)
+val_dataloader = None
+val_cfg = None
+val_evaluator = None
+default_hooks = dict(checkpoint=None, logger=dict(interval=1))
+log_processor = dict(by_epoch=False, window_size=1)
