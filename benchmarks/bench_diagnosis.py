@@ -17,8 +17,9 @@ runs: any error or warning is a false alarm. Prints the table and::
 
 Usage::
 
-    python benchmarks/bench_diagnosis.py [--only yolo] [--list]
-        [--out work_dirs/bench_diagnosis] [--timeout 600]
+    python benchmarks/bench_diagnosis.py [--set main|heldout|all]
+        [--only yolo] [--list] [--out work_dirs/bench_diagnosis]
+        [--timeout 900]
 
 Results also go to ``<out>/results.json``. Runs one case at a time.
 """
@@ -154,12 +155,18 @@ def report(results: List[Dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--only', default='', help='substring of case names')
+    parser.add_argument(
+        '--set',
+        default='main',
+        choices=('main', 'heldout', 'heldout2', 'all'),
+        help='main: mutants written with the checks, and the clean runs; '
+        'heldout: mutants written without reading the checks')
     parser.add_argument('--list', action='store_true')
     parser.add_argument(
         '--out', default=osp.join(REPO, 'work_dirs', 'bench_diagnosis'))
     parser.add_argument('--timeout', type=int, default=900)
     args = parser.parse_args()
-    cases = [c for c in all_cases() if args.only in c.name]
+    cases = [c for c in all_cases(args.set) if args.only in c.name]
     if args.list:
         for c in cases:
             print(f'{c.name:<44} {c.category:<30} first={c.first}')

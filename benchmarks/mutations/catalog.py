@@ -135,7 +135,15 @@ def generic(task: str,
     return cases
 
 
-def all_cases() -> List[Case]:
-    """Every case of the benchmark, mutants and clean runs."""
+def all_cases(which: str = 'main') -> List[Case]:
+    """The cases of a set: ``'main'`` (the mutants written alongside the
+    checks, and the clean runs), ``'heldout'`` (mutants written without
+    reading the checks, see ``heldout/``) or ``'all'``."""
     from . import catalog_tasks
-    return catalog_tasks.cases()
+    from .heldout import cases as heldout
+    from .heldout2 import cases as heldout2
+    sets = dict(main=catalog_tasks.cases, heldout=heldout.cases,
+                heldout2=heldout2.cases)
+    if which == 'all':
+        return [case for make in sets.values() for case in make()]
+    return sets[which]()
