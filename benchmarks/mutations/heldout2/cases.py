@@ -1,5 +1,5 @@
 """Held-out set B: broken setups written without reading the sanity
-engine, its tests or the other mutant sets (see README.md here).
+engine, its tests or the other mutant sets.
 
 Each case is a config that inherits a benchmark base and adds a few lines,
 with user-style code from this package where the bug needs some."""
@@ -12,8 +12,8 @@ P = 'benchmarks.mutations.heldout2.'
 # Data-dependent cases: the seed (RT-DETR) or rate (RIS) of the run, and
 # the first iteration whose batch holds the triggering sample, read from
 # the run's own log line (see det_parts / ris_parts).
-SEED_RTDETR, FIRST_RTDETR = 0, 4
-NOISE_ONLY, FIRST_RIS = 0.005, 4
+SEED_RTDETR, FIRST_RTDETR = 3, 4
+NOISE_ONLY, FIRST_RIS = 0.002, 23
 TOY, DET, AUDIO, RIS = (P + 'toy_parts', ), (P + 'det_parts', ), (
     P + 'audio_parts', ), (P + 'ris_parts', )
 
@@ -119,9 +119,9 @@ def rtdetr() -> List[Case]:
         Case('rtdetr/images_resaved_at_half_size', 'box frame',
              RTDETR_PIPELINE.replace('{loader}', 'HeldBHalfSizeImageLoader'),
              first=1, iters=6, imports=DET),
-        Case('rtdetr/per_image_l1_empty_image',
+        Case('rtdetr/per_image_vfl_empty_image',
              'non-finite at iteration k > 3',
-             "model = dict(criterion=dict(type='HeldBPerImageL1Criterion'))"
+             "model = dict(criterion=dict(type='HeldBPerImageVFLCriterion'))"
              f'\nrandomness = dict(seed={SEED_RTDETR})',
              first=FIRST_RTDETR, iters=FIRST_RTDETR + 5, imports=DET),
         Case('rtdetr/loss_terms_grouped_by_type', 'loss keys',

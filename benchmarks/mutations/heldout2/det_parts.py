@@ -18,7 +18,8 @@ from engine_plugins.models.rtdetr.rtdetr_criterion import RTDETRCriterion
 from engine_plugins.models.rtdetr.rtdetr_decoder import (DecoderOutputs,
                                                          RTDETRDecoder)
 from engine_plugins.models.yolo.yolov8_det_loss import YOLOv8DetLoss
-from engine_plugins.registry import (DATASETS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS,
+from engine_plugins.registry import (DATASETS, MODELS,
+                                     OPTIM_WRAPPER_CONSTRUCTORS,
                                      OPTIM_WRAPPERS, OPTIMIZERS, TRANSFORMS)
 
 # ---------------------------------------------------------------- datasets
@@ -209,12 +210,14 @@ class HeldBNoDecayConstructor(DefaultOptimWrapperConstructor):
 
 
 @MODELS.register_module()
-class HeldBPerImageL1Criterion(RTDETRCriterion):
-    """L1 box loss averaged per image first (mean over the image's matched
-    boxes), then over the images, so crowded images do not dominate.
+class HeldBPerImageVFLCriterion(RTDETRCriterion):
+    """Classification loss normalized per image (by the image's own number
+    of objects), then averaged over the images, so that crowded images do
+    not dominate the batch.
 
-    BUG: an image without objects has no matched box: its mean is 0 / 0 =
-    NaN, and so is the loss of every batch that holds one.
+    BUG: an image without objects divides its loss (every query is a
+    negative there, so it is not 0) by 0: the loss is inf and the
+    gradients are inf/NaN whenever a batch holds an empty image.
     """
 
     _reported = False
@@ -222,19 +225,27 @@ class HeldBPerImageL1Criterion(RTDETRCriterion):
     def _set_losses(self, prefix, logits, boxes, matches, gts, num_boxes):
         losses = super()._set_losses(prefix, logits, boxes, matches, gts,
                                      num_boxes)
-        _, all_boxes, offsets = gts
+        all_labels, all_boxes, offsets = gts
         per_image = []
         for b, (query, gt) in enumerate(matches):
-            pred = boxes[b, query]
-            target = all_boxes[gt + offsets[b]].to(pred.dtype)
-            per_image.append((pred - target).abs().sum(-1).sum() / len(gt))
-            if len(gt) == 0 and not HeldBPerImageL1Criterion._reported:
+            labels = all_labels[gt + offsets[b]]
+            pred_xyxy = bbox_cxcywh_to_xyxy(boxes[b, query]).detach()
+            target_xyxy = bbox_cxcywh_to_xyxy(
+                all_boxes[gt + offsets[b]].to(pred_xyxy.dtype))
+            iou = bbox_overlaps(pred_xyxy, target_xyxy, is_aligned=True)
+            target = torch.zeros_like(logits[b])
+            positive = torch.zeros_like(logits[b], dtype=torch.bool)
+            target[query, labels] = iou.to(target.dtype)
+            positive[query, labels] = True
+            per_image.append(
+                self.loss_cls(logits[b], target, positive,
+                              avg_factor=len(gt)))
+            if len(gt) == 0 and not HeldBPerImageVFLCriterion._reported:
                 # (benchmark bookkeeping only: when the first one comes)
-                HeldBPerImageL1Criterion._reported = True
-                print_log('HeldBPerImageL1Criterion: image without objects '
+                HeldBPerImageVFLCriterion._reported = True
+                print_log('HeldBPerImageVFLCriterion: image without objects '
                           'in this batch', logger='current')
-        losses[f'{prefix}loss_bbox'] = (
-            torch.stack(per_image).mean() * self.loss_bbox.loss_weight)
+        losses[f'{prefix}loss_vfl'] = torch.stack(per_image).mean()
         return losses
 
 

@@ -10,8 +10,7 @@ from mmengine.logging import print_log
 from engine_plugins.datasets.ris import RISDoADataset
 from engine_plugins.models.ris import RISCovarianceNet
 from engine_plugins.models.ris.losses import (check_precision, frobenius_loss,
-                                              music_loss,
-                                              predicted_projector,
+                                              music_loss, predicted_projector,
                                               steering_projector,
                                               subspace_loss)
 from engine_plugins.registry import DATASETS, MODELS
@@ -65,37 +64,6 @@ class HeldBReinitHeadCovNet(RISCovarianceNet):
         nn.init.normal_(new.weight, std=1e-4)
         nn.init.zeros_(new.bias)
         self.net[-1] = new
-
-
-@MODELS.register_module()
-class HeldBNoiseSubspaceCovNet(RISCovarianceNet):
-    """Adds a MUSIC noise-subspace orthogonality term,
-    ``loss_noise = mean |E_n^H a|^2 / |a|^2`` over the true sources, with
-    ``E_n`` the ``D - K`` smallest eigenvectors of the estimate.
-
-    BUG: ``E_n`` comes from a plain ``torch.linalg.eigh`` of the estimate.
-    Its noise eigenvalues are (nearly) repeated - with T = 32 snapshots of
-    64 elements the sample covariance has 32 zero eigenvalues, lifted only
-    by the ``eps I`` term - and ``eigh``'s backward divides by their gaps.
-    """
-
-    def _losses(self, factor, labels) -> Dict[str, torch.Tensor]:
-        losses = super()._losses(factor, labels)
-        pred = self.covariance(factor)
-        k = labels['num_sources']
-        _, vectors = torch.linalg.eigh(pred)
-        dim = pred.shape[-1]
-        noise = (torch.arange(dim, device=k.device)[None] <
-                 dim - k[:, None]).to(vectors.dtype)
-        en = vectors * noise[:, None, :]
-        valid = torch.arange(
-            labels['angles'].shape[1], device=k.device)[None] < k[:, None]
-        a = labels['steering'].to(vectors.dtype)
-        a = a / a.norm(dim=-2, keepdim=True)
-        leak = (en.mH @ a).abs().square().sum(-2)  # (B, K_max)
-        losses['loss_noise'] = (leak * valid).sum() / valid.sum().clamp(
-            min=1)
-        return losses
 
 
 @DATASETS.register_module()
