@@ -22,7 +22,7 @@ Outside a training forward pass, ``publish`` does nothing.
 """
 import contextlib
 import math
-from typing import Any, Dict, Iterator, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 import torch
 
@@ -173,3 +173,24 @@ def collect() -> Iterator[Dict[str, Tuple[torch.Tensor, torch.Tensor]]]:
         yield result
     finally:
         result.update(stop_collecting())
+
+
+def health_findings(
+    values: Mapping[str, float], counts: Mapping[str, float],
+    overrides: Mapping[str, Tuple[float, float]]
+) -> List[Tuple[str, HealthStat, float, Tuple[float, float], str]]:
+    """``(key, stat, value, range, sentence)`` for each published value out
+    of its range (``overrides``: per-run ranges by statistic name); a value
+    whose count is 0 measured nothing and is skipped."""
+    found = []
+    for key, value in values.items():
+        stat = stat_for(key)
+        if stat is None or counts.get(key, 1.0) == 0:
+            continue
+        bounds = overrides.get(stat.name) or stat.range
+        problem = stat.violation(value, bounds)
+        if problem is not None:
+            found.append((key, stat, value, bounds,
+                          problem + (f': {stat.meaning}'
+                                     if stat.meaning else '')))
+    return found

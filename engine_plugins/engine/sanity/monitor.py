@@ -24,28 +24,26 @@ import torch.nn as nn
 from mmengine.dist import all_reduce, get_world_size
 
 from . import health
-from .divergence import DivergenceTracker, describe_lr
+from .divergence import describe_lr
 from .errors import (BatchContractError, DeadLossError, DivergenceError,
                      HealthStatError, LossRangeError, NoGradientError,
-                     NonFiniteGradError, NonFiniteLossError, NoUpdateError,
-                     PrecisionError, TooManySkippedStepsError,
-                     TrainingSanityError)
+                     NoUpdateError, PrecisionError, TrainingSanityError)
 from .events import SanityEvents
 from .grad_report import (DEFAULT_GROUPS, GradNorms, coverage_finding,
                           format_norms, summarize)
 from .input_stats import check_input_statistics
 from .loss_terms import (check_loss_dict, dead_loss_findings, has_graph,
                          term_values)
-from .lr_watch import lr_at_zero, lr_growth
 from .optimizer_coverage import (check_optimizer_coverage, optimizer_params,
                                  trainable_signature)
 from .preflight import (check_batch_contract, check_detection_targets,
                         check_loss_start, check_value_ranges)
-from .rerun import StepRerun, input_scale, nonfinite_batch_entry
+from .rerun import StepRerun, input_scale
+from .run_watch import RunWatch
+from .step_guard import StepGuard
 from .term_history import TermHistory
 from .update_size import relative_updates, snapshot, update_finding
 
-POLICIES = ('skip', 'raise')
 _ERRORS = dict(
     no_update=NoUpdateError, frozen=NoUpdateError, divergence=DivergenceError)
 
@@ -97,21 +95,14 @@ class SanityMonitor:
                  box_format: Optional[str] = None,
                  health_ranges: Optional[Mapping[str, Sequence[float]]] = None
                  ) -> None:
-        if policy not in POLICIES:
-            raise ValueError(
-                f'sanity policy must be one of {POLICIES}, got {policy!r} '
-                '(steps with NaN/Inf are never applied)')
         self.events = events
+        self.guard = StepGuard(events, policy, max_consecutive_skips, locate)
+        self.watch = RunWatch(events, divergence, max_lr_growth, update_iters)
         self.strict_iters = strict_iters
         self.interval = interval
-        self.policy = policy
-        self.max_consecutive_skips = max_consecutive_skips
         self.groups = DEFAULT_GROUPS if groups is None else groups
-        self.locate = locate
-        self.divergence = DivergenceTracker(**(divergence or {}))
         self.update_iters = update_iters
         self.max_update_ratio = max_update_ratio
-        self.max_lr_growth = max_lr_growth
         self.check_batches = check_batches
         self.input_stats = input_stats
         self.num_classes = num_classes
@@ -127,8 +118,6 @@ class SanityMonitor:
         }
         self.iteration = 0
         self.max_iters: Optional[int] = None
-        self.skipped_steps = 0
-        self.consecutive_skips = 0
         self.scaler_skips = 0
         self.last_norms: Optional[Dict[str, float]] = None
         self.last_report: Optional[str] = None
@@ -151,10 +140,6 @@ class SanityMonitor:
         self._model_params: List[nn.Parameter] = []
         self._before: Optional[List[torch.Tensor]] = None
         self._zero_update = False
-        self._init_weights: Optional[List[float]] = None
-        self._applied_steps = 0
-        self._moved = False
-        self._had_gradients = False
 
     # -- set-up -------------------------------------------------------------
     def bind(self,
@@ -178,6 +163,18 @@ class SanityMonitor:
             self.num_classes or getattr(model, 'num_classes', None)
             or num_classes)
         self.box_format = self.box_format or getattr(model, 'box_format', None)
+
+    @property
+    def skipped_steps(self) -> int:
+        return self.guard.skipped_steps
+
+    @skipped_steps.setter
+    def skipped_steps(self, value: int) -> None:
+        self.guard.skipped_steps = value
+
+    @property
+    def consecutive_skips(self) -> int:
+        return self.guard.consecutive_skips
 
     def params_changed(self) -> None:
         """A parameter was registered somewhere: re-list the model's."""
@@ -373,7 +370,7 @@ class SanityMonitor:
         held = optimizer_params(self.optimizer)
         self._trainable = [p for p in held if p.requires_grad]
         self._names = [names.get(id(p), '?') for p in self._trainable]
-        self._init_weights, self._moved = None, False
+        self.watch.reset_weights()
         half = [
             n for n, p in zip(self._names, self._trainable)
             if p.dtype == torch.float16
@@ -457,8 +454,17 @@ class SanityMonitor:
             k for k, v in values.items()
             if 'loss' in k and not math.isfinite(v)
         ]
+        evidence = dict(
+            iteration=self.iteration,
+            strict=self.strict,
+            loss=step['loss'],
+            growth=self.watch.divergence.recent_growth(),
+            lr=describe_lr(self.optimizer, self.schedulers),
+            batch=self._batch,
+            rerun=self._rerun)
         if bad_terms or not math.isfinite(step['loss']):
-            return self._nonfinite_loss(step['loss'], bad_terms, values)
+            return self.guard.nonfinite_loss(
+                bad_terms=bad_terms, values=values, **evidence)
         if step['other_rank']:
             self.events.info(
                 'nonfinite_forward',
@@ -471,8 +477,11 @@ class SanityMonitor:
             if scaler is not None and not self._nonfinite_is_bug():
                 self.scaler_skips += 1
                 return True  # a loss-scale overflow: GradScaler skips
-            return self._nonfinite_grads(step['loss'], step['norms'])
-        self._every_step(step)
+            return self.guard.nonfinite_grads(norms=step['norms'],
+                                              **evidence)
+        self.watch.step(self.iteration, step['loss'], total, step['weights'],
+                        self.optimizer, self.schedulers, self.max_iters,
+                        self._batch)
         if self.checked:
             self._check_coverage(step['norms'])
             self._check_health(values, step['counts'])
@@ -481,73 +490,20 @@ class SanityMonitor:
         else:
             self.last_norms = self.last_report = None
         if self.strict:
-            self._check_terms(values)
-        self.consecutive_skips = 0
-        self._applied_steps += 1
+            for kind, cause, message, once in self.terms.findings(
+                    values, self.iteration, self.strict_iters):
+                if kind == 'error':
+                    self.events.error(
+                        LossRangeError,
+                        message,
+                        cause=cause,
+                        check='stuck_term')
+                self.events.warning(
+                    cause, message, check='zero_term', once=once)
+        self.guard.applied()
         if self.iteration <= self.update_iters:
             self._before = snapshot(self._trainable)
         return True
-
-    def _every_step(self, step: Dict[str, Any]) -> None:
-        """Host-only checks of every applied step."""
-        loss, total = step['loss'], step['total']
-        diverging = self.divergence.update(self.iteration, loss, total)
-        if diverging:
-            scale = input_scale(self._batch)
-            self.events.error(
-                DivergenceError,
-                f'divergence at iteration {self.iteration}: {diverging}. ' +
-                (f'Likely cause: {scale}' if scale else
-                 f'{describe_lr(self.optimizer, self.schedulers)}. Lower '
-                 'the learning rate or lengthen the warm-up (or clip '
-                 'gradients with optim_wrapper.clip_grad)'),
-                cause='input_normalization' if scale else None,
-                check='divergence')
-        if self.iteration > self.update_iters:
-            stopped = lr_at_zero(self.optimizer, self.iteration,
-                                 self.max_iters, self.schedulers)
-            if stopped:
-                self.events.error(
-                    NoUpdateError,
-                    f'lr check, iteration {self.iteration}: {stopped}',
-                    check='lr')
-        grown = lr_growth(self.optimizer, self.max_lr_growth)
-        if grown:
-            lr, base, ratio = grown
-            self.events.warning(
-                'divergence',
-                f'lr check, iteration {self.iteration}: the learning rate '
-                f'{lr:.3g} is {ratio:.3g}x its configured base {base:.3g}: '
-                'a scheduler or hook keeps raising it (a gamma above 1, an '
-                'lr range test left on?); this run is heading for '
-                'divergence',
-                check='lr',
-                once='lr_growth')
-        if total > 0:
-            self._had_gradients = True
-        elif self._had_gradients:
-            self.events.warning(
-                'no_gradient',
-                f'iteration {self.iteration}: every gradient is exactly 0 '
-                'now, and was not before: the network went dead (saturated '
-                'or dead activations, a collapse after too large a step)',
-                check='coverage',
-                once='gradients_vanished')
-        weights = step['weights']
-        if self._init_weights is None:
-            self._init_weights = weights
-        elif weights != self._init_weights:
-            self._moved = True
-        elif self._moved:
-            self.events.error(
-                NoUpdateError,
-                f'weight check, iteration {self.iteration}: the weights '
-                'are exactly their initial values again after '
-                f'{self._applied_steps} applied steps: something outside '
-                'the optimizer restores them (a hook that loads or copies '
-                'weights back, a swap that is not undone)',
-                cause='frozen',
-                check='weights')
 
     def after_step(self) -> None:
         """After ``optimizer.step()``: the update size, on its iterations."""
@@ -595,19 +551,11 @@ class SanityMonitor:
 
     def _check_health(self, values: Mapping[str, float],
                       counts: Mapping[str, float]) -> None:
-        for key, value in values.items():
-            stat = health.stat_for(key)
-            if stat is None or counts.get(key, 1.0) == 0:
-                continue
-            bounds = self.health_ranges.get(stat.name)
-            problem = stat.violation(value, bounds)
-            if problem is None:
-                continue
+        for key, stat, value, bounds, sentence in health.health_findings(
+                values, counts, self.health_ranges):
             message = (f'health check, iteration {self.iteration}: {key} = '
-                       f'{problem}' +
-                       (f': {stat.meaning}' if stat.meaning else ''))
-            data = dict(
-                stat=key, value=value, range=list(bounds or stat.range))
+                       f'{sentence}')
+            data = dict(stat=key, value=value, range=list(bounds))
             if self.strict:
                 self.events.error(
                     HealthStatError,
@@ -621,130 +569,6 @@ class SanityMonitor:
                 check='health',
                 once=f'health:{key}:{self.iteration // 1000}',
                 **data)
-
-    def _check_terms(self, values: Mapping[str, float]) -> None:
-        """Strict window: zero terms with targets at once; stuck, unsupervised
-        and always-zero terms at its end."""
-        where = f'loss check at iteration {self.iteration}: '
-        for found in TermHistory.zero_with_targets(values):
-            self.events.warning(
-                'zero_weight',
-                f'{where}{found.split(" ")[0]} = 0.0 although the batch has '
-                f'targets for it {found[found.index("("):]}: its loss weight '
-                'is 0. Remove a term you disabled on purpose',
-                check='zero_term',
-                once=f'zero:{found.split(" ")[0]}')
-        self.terms.add(values)
-        if self.iteration != self.strict_iters or self.strict_iters < 2:
-            return
-        stuck, unsupervised, zero = self.terms.verdict()
-        if stuck:
-            self.events.error(
-                LossRangeError,
-                f'{where}{summarize(stuck)} on each of the first '
-                f'{self.strict_iters} iterations: a term that does not '
-                'change from batch to batch gives no gradient; it is '
-                'stuck at a clamp or saturation. Check its targets\' '
-                'units and range (e.g. DFL targets are anchor-to-edge '
-                'distances in stride units)',
-                check='stuck_term')
-        if unsupervised:
-            # A warning: a term can lack targets by design (no text labels
-            # in a text-to-speech set); statistics with a range stop a
-            # batch with no target at all.
-            self.events.warning(
-                'label_mask',
-                f'{where}{summarize(unsupervised)} = 0.0 on each of the '
-                f'first {self.strict_iters} iterations: the term has no '
-                'supervised targets (every label is the ignore index): '
-                'check the label masking, or set its weight to 0 and '
-                'remove it if that is intended',
-                check='zero_term')
-        if zero and len(zero) < self.terms.num_terms:
-            self.events.warning(
-                'zero_weight',
-                f'{where}{summarize(zero)} = 0.0 on each of the first '
-                f'{self.strict_iters} iterations while connected to the '
-                'model: a loss weight of 0, or a term that never has '
-                'targets. Remove a term you disabled on purpose',
-                check='zero_term',
-                once='zero_terms')
-
-    def _nonfinite_loss(self, loss_value: float, bad_terms: List[str],
-                        values: Mapping[str, float]) -> bool:
-        growth = self.divergence.recent_growth()
-        detail = (f'{bad_terms[0]} = {values[bad_terms[0]]}'
-                  if bad_terms else f'the total loss = {loss_value}')
-        message = (f'non-finite loss at iteration {self.iteration}: '
-                   f'{detail}')
-        if growth:
-            cause = 'divergence'
-            message += (f' after {growth}: the run diverged. '
-                        f'{describe_lr(self.optimizer, self.schedulers)}. '
-                        'Lower the learning rate or lengthen the warm-up')
-        else:
-            bad_input = nonfinite_batch_entry(self._batch)
-            if bad_input:
-                cause = 'nonfinite_data'
-                message += (f'; the input batch itself is non-finite: '
-                            f'{bad_input}. Fix the sample or the transform '
-                            'that produced it')
-            else:
-                cause = 'nonfinite_forward'
-                module = (
-                    self._rerun().first_nonfinite_module(self._batch)
-                    if self.locate and self._batch is not None else None)
-                message += (
-                    '. A non-finite loss is a forward problem' +
-                    (f'; first non-finite output: {module}' if module else
-                     '') + ': look for log of 0, division by 0 or exploding '
-                    'activations on that path')
-        return self._bad_step(NonFiniteLossError, cause, message)
-
-    def _nonfinite_grads(self, loss_value: float, norms: GradNorms) -> bool:
-        growth = self.divergence.recent_growth()
-        bad = norms.nonfinite()
-        message = (f'non-finite gradients at iteration {self.iteration} '
-                   f'with a finite loss ({loss_value:.4g}); first NaN/Inf '
-                   f'in: {summarize(bad)}')
-        if growth:
-            return self._bad_step(
-                NonFiniteGradError, 'divergence',
-                message + f', after {growth}: the run diverged. '
-                f'{describe_lr(self.optimizer, self.schedulers)}. Lower the '
-                'learning rate or lengthen the warm-up')
-        op = (
-            self._rerun().backward_op(self._batch)
-            if self.locate and self._batch is not None else None)
-        message += ((f'; backward op: {op}' if op else '') +
-                    '. A finite loss with NaN gradients is a backward '
-                    'problem: run the loss in an FP32 loss region '
-                    '(FP32LossRegionHook), cast labels as well as '
-                    'predictions, and guard eigh/solve against degenerate '
-                    'inputs.')
-        return self._bad_step(NonFiniteGradError, 'nonfinite_backward',
-                              message)
-
-    def _bad_step(self, error: type, cause: str, message: str) -> bool:
-        if self.strict or self.policy == 'raise':
-            self.events.error(error, message, cause=cause, check='step')
-        self.skipped_steps += 1
-        self.consecutive_skips += 1
-        self.events.warning(
-            cause,
-            f'{message} Step skipped ({self.consecutive_skips} in a row, '
-            f'{self.skipped_steps} in total); weights unchanged.',
-            check='step')
-        if self.consecutive_skips > self.max_consecutive_skips:
-            self.events.error(
-                TooManySkippedStepsError,
-                f'{self.consecutive_skips} consecutive steps skipped for '
-                'non-finite values (max_consecutive_skips='
-                f'{self.max_consecutive_skips}); the run is not recovering. '
-                f'Last: {message}',
-                cause=cause,
-                check='step')
-        return False
 
     def _nonfinite_is_bug(self) -> bool:
         """Under a dynamic loss scale, non-finite gradients are first

@@ -9,6 +9,7 @@ is positive shows at once: its weight is 0.
 from typing import Dict, List, Mapping, Tuple
 
 from . import health
+from .grad_report import summarize
 
 
 def _targets(stat_key: str) -> Tuple[str, ...]:
@@ -34,16 +35,17 @@ class TermHistory:
                 self.values.setdefault(key, []).append(value)
 
     @staticmethod
-    def zero_with_targets(values: Mapping[str, float]) -> List[str]:
-        """Terms exactly 0 in this step although a declared target count
-        is positive: ``'loss_cls (health/tal_anchors = 8400)'``."""
+    def zero_with_targets(
+            values: Mapping[str, float]) -> List[Tuple[str, str, float]]:
+        """``(term, statistic, count)`` for terms exactly 0 in this step
+        although a declared target count is positive."""
         found = []
         for term, value in values.items():
             if 'loss' not in term or value != 0:
                 continue
             for key, count in values.items():
                 if count > 0 and counts_targets_of(key, term):
-                    found.append(f'{term} ({key} = {count:.6g})')
+                    found.append((term, key, count))
                     break
         return found
 
@@ -73,3 +75,45 @@ class TermHistory:
     @property
     def num_terms(self) -> int:
         return sum('loss' in k for k in self.values)
+
+    def findings(self, values: Mapping[str, float], iteration: int,
+                 window: int) -> List[Tuple[str, str, str, str]]:
+        """``(kind, cause, message, once)`` for this strict step: zero
+        terms with targets at once; at the window's end, stuck terms
+        (``'error'``), unsupervised and always-zero terms (warnings: a
+        term can lack targets or weight by design)."""
+        where = f'loss check at iteration {iteration}: '
+        found = [('warning', 'zero_weight',
+                  f'{where}{term} = 0.0 although the batch has targets for '
+                  f'it ({stat} = {count:.6g}): its loss weight is 0. Remove '
+                  'a term you disabled on purpose', f'zero:{term}')
+                 for term, stat, count in self.zero_with_targets(values)]
+        self.add(values)
+        if iteration != window or window < 2:
+            return found
+        stuck, unsupervised, zero = self.verdict()
+        if stuck:
+            found.append(
+                ('error', 'target_units',
+                 f'{where}{summarize(stuck)} on each of the first {window} '
+                 'iterations: a term that does not change from batch to '
+                 'batch gives no gradient; it is stuck at a clamp or '
+                 "saturation. Check its targets' units and range (e.g. DFL "
+                 'targets are anchor-to-edge distances in stride units)',
+                 'stuck'))
+        if unsupervised:
+            found.append(
+                ('warning', 'label_mask',
+                 f'{where}{summarize(unsupervised)} = 0.0 on each of the '
+                 f'first {window} iterations: the term has no supervised '
+                 'targets (every label is the ignore index): check the label '
+                 'masking, or set its weight to 0 and remove it if that is '
+                 'intended', 'unsupervised'))
+        if zero and len(zero) < self.num_terms:
+            found.append(
+                ('warning', 'zero_weight',
+                 f'{where}{summarize(zero)} = 0.0 on each of the first '
+                 f'{window} iterations while connected to the model: a loss '
+                 'weight of 0, or a term that never has targets. Remove a '
+                 'term you disabled on purpose', 'zero_terms'))
+        return found

@@ -25,8 +25,8 @@ def test_the_first_nonfinite_entry_is_named_by_key_and_file():
 
 def test_input_scale_flags_features_far_from_unit_scale():
     assert input_scale(dict(inputs=torch.randn(8, 4))) is None
-    assert input_scale(dict(inputs=[torch.zeros(3, 4, 4,
-                                                 dtype=torch.uint8)])) is None
+    image = torch.zeros(3, 4, 4, dtype=torch.uint8)
+    assert input_scale(dict(inputs=[image])) is None
     found = input_scale(dict(inputs=torch.full((2, 3), 500.0)))
     assert found.startswith('the float inputs are far from unit scale '
                             '(mean |x| 500, std 0)')

@@ -32,4 +32,4 @@ def test_a_zero_term_with_a_positive_target_count():
         'health/test_history_count': 12.0,
         'loss_cls': 0.0,
     })
-    assert found == ['loss_box (health/test_history_count = 12)']
+    assert found == [('loss_box', 'health/test_history_count', 12.0)]
