@@ -43,6 +43,7 @@ class ToyRegressor(BaseModel):
     """MLP regressor with an MSE loss."""
 
     required_inputs = ('inputs', 'targets')
+    loss_keys = ('loss_mse', )
 
     def __init__(self,
                  in_features: int = 4,

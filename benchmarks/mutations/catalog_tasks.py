@@ -208,7 +208,7 @@ def yolo() -> List[Case]:
              "train_dataloader = dict(dataset=dict(_delete_=True, "
              "type='FirstSamplesDataset', num_samples=8, times=40, "
              '''dataset={{_base_.train_dataloader.dataset}}), '''
-             "sampler=dict(type='DefaultSampler', shuffle=False))\\n"
+             "sampler=dict(type='DefaultSampler', shuffle=False))\n"
              'param_scheduler = []', iters=55),
         Case('yolo/clean_amp_bf16', 'clean',
              "optim_wrapper = dict(type='AmpGradSanityOptimWrapper', "

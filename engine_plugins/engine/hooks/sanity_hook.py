@@ -11,10 +11,12 @@ from mmengine.runner import BaseLoop
 from engine_plugins.registry import HOOKS
 from ..optim_wrappers.grad_sanity_optim_wrapper import GradSanityMixin
 from ..sanity.annotation_audit import audit_dataset
-from ..sanity.errors import NonFiniteWeightsError, TrainingSanityError
+from ..sanity.errors import (NonFiniteWeightsError, NoUpdateError,
+                             TrainingSanityError)
 from ..sanity.events import SanityEvents
 from ..sanity.grad_report import summarize
 from ..sanity.monitor import SanityMonitor
+from ..sanity.optimizer_coverage import check_optimizer_coverage
 from ..sanity.preflight import check_dataset_classes, dataset_classes
 from ..sanity.probe import TrainStepProbe
 
@@ -165,7 +167,7 @@ class SanityHook(Hook):
             num_classes=len(classes) if classes else None,
             max_iters=getattr(runner, 'max_iters', None))
         monitor.autocast = wrapper.rerun_autocast
-        self._check_datasets(runner, monitor, dataset)
+        self._check_before_training(runner, monitor, wrapper, dataset)
         self.probe = TrainStepProbe(model, monitor)
         monitor.probe = self.probe
         self.probe.attach()
@@ -176,9 +178,31 @@ class SanityHook(Hook):
             register_module_parameter_registration_hook(
                 lambda module, name, param: monitor.params_changed()))
 
-    def _check_datasets(self, runner, monitor: SanityMonitor,
-                        dataset: Any) -> None:
+    def _check_before_training(self, runner, monitor: SanityMonitor,
+                               wrapper, dataset: Any) -> None:
         events = monitor.events
+        where = 'preflight, before training: '
+        # The optimizer as built must hold the model as built (init_weights
+        # has run); hooks that change either are checked at iteration 1.
+        try:
+            check_optimizer_coverage(monitor.model, wrapper.optimizer)
+        except TrainingSanityError as exc:
+            events.reraise(exc, where)
+        counts = getattr(wrapper, '_accumulative_counts', 1)
+        max_iters = getattr(runner, 'max_iters', None)
+        if max_iters and counts > 1 and counts * 10 > max_iters:
+            message = (
+                f'{where}optim_wrapper.accumulative_counts={counts} '
+                f'accumulates that many iterations per optimizer step, and '
+                f'the run has {max_iters}: ' +
+                ('the optimizer never steps' if counts > max_iters else
+                 f'only {max_iters // counts} steps in all') +
+                ' (accumulative_counts counts iterations (batches), not '
+                'samples)')
+            if counts > max_iters:
+                events.error(
+                    NoUpdateError, message, cause='no_update', check='lr')
+            events.warning('no_update', message, check='lr')
         num_classes = monitor.num_classes
         loaders = [('training', runner.train_dataloader)]
         val_loop = getattr(runner, '_val_loop', None)
@@ -190,7 +214,7 @@ class SanityHook(Hook):
                 try:
                     check_dataset_classes(model_classes, loader.dataset, split)
                 except TrainingSanityError as exc:
-                    events.reraise(exc, 'preflight, before training: ')
+                    events.reraise(exc, where)
         if self.audit is not None and num_classes:
             audit_dataset(dataset, num_classes, events, **self.audit)
 

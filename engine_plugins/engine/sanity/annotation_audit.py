@@ -90,6 +90,8 @@ class _Collected:
         self.labels: List[int] = []
         self.wh: List[Tuple[float, float]] = []
         self.where: List[str] = []
+        self.ignored = 0
+        self.images: List[Tuple[str, Tuple[float, float]]] = []
 
     def arrays(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         return (np.asarray(self.boxes, np.float64).reshape(-1, 4),
@@ -113,8 +115,12 @@ def _collect(dataset: Any, max_images: int) -> Optional[_Collected]:
         instances = info.get('instances')
         if instances is None or 'width' not in info:
             return None
+        if info.get('img_path'):
+            out.images.append(
+                (info['img_path'], (info['width'], info['height'])))
         for j, inst in enumerate(instances):
             if inst.get('ignore_flag', 0):
+                out.ignored += 1
                 continue
             out.boxes.append(list(inst['bbox']))
             out.labels.append(int(inst['bbox_label']))
@@ -139,6 +145,33 @@ def _raw_coco(ann_file: str) -> Tuple[np.ndarray, np.ndarray, List[str]]:
                      f"{img.get('file_name')}")
     return (np.asarray(values, np.float64).reshape(-1, 4),
             np.asarray(wh, np.float64).reshape(-1, 2), where)
+
+
+def _image_sizes(images: List[Tuple[str, Tuple[float, float]]],
+                 samples: int = 8) -> Optional[str]:
+    """A sentence when the image files are not the size the annotations
+    give for them (images re-saved at another size: every box is off by
+    the scale); reads the headers of a few evenly spaced files."""
+    from PIL import Image
+    if not images:
+        return None
+    step = max(1, len(images) // samples)
+    off = []
+    for path, (w, h) in images[::step][:samples]:
+        try:
+            with Image.open(path) as img:
+                size = img.size
+        except (OSError, ValueError):
+            continue  # a missing file is reported when it is loaded
+        if tuple(size) != (int(w), int(h)):
+            off.append((path, (int(w), int(h)), size))
+    if len(off) * 2 < min(samples, len(images[::step])):
+        return None
+    path, (w, h), (fw, fh) = off[0]
+    return (f'{len(off)} of the sampled images are not the size the '
+            f'annotations give: {path} is {fw}x{fh} but annotated as {w}x{h} '
+            f'(scale {fw / w:.3g}): the boxes refer to another version of '
+            'the images (re-saved or resized after annotation)')
 
 
 def _coco_counts(dataset: Any, kept: int) -> Optional[Tuple[int, int]]:
@@ -216,7 +249,25 @@ def _audit_one(base: Any, name: str, collected: _Collected, num_classes: int,
                 check='audit',
                 fraction=fraction)
         events.warning('label_range', message, check='audit')
-    counts = _coco_counts(base, len(boxes))
+    sizes = _image_sizes(collected.images)
+    if sizes:
+        events.error(
+            TargetFormatError,
+            f'{where}: {sizes}',
+            cause='annotation_format',
+            check='audit')
+    total_boxes = len(boxes) + collected.ignored
+    if total_boxes and collected.ignored / total_boxes >= 0.5:
+        events.error(
+            TargetFormatError,
+            f'{where}: {collected.ignored} of the {total_boxes} boxes are '
+            'marked as crowd / ignored (iscrowd, ignore_flag): mmdet trains '
+            'them as ignored regions, not objects, so the model learns '
+            'that almost nothing is there. Check how the annotations set '
+            'iscrowd',
+            cause='label_mask',
+            check='audit')
+    counts = _coco_counts(base, total_boxes)
     if counts is not None and counts[0] > 0:
         total, kept = counts
         dropped = 1 - kept / total

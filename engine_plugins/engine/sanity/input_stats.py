@@ -81,6 +81,13 @@ def check_input_statistics(preprocessor: Any, raw: Any,
             f'pipeline?) and {config} normalizes them again: the network '
             f'input has {_stats(inputs)}. Normalize in one place: remove '
             'the pipeline transform, or the preprocessor mean/std')
+    if not is_float and hi <= 1:
+        raise InputStatsError(
+            f'the images are integers holding only {lo:g}..{hi:g} before the '
+            'data preprocessor: they were divided by 255 (or thresholded) '
+            'and cast back to an integer type, which leaves little but '
+            f'zeros (network input {_stats(inputs)}). Cast to float before '
+            'dividing, or leave the scaling to the preprocessor')
     if spread == 0:
         raise InputStatsError(
             f'every image of the batch is one constant value ({lo:.3g}) '

@@ -26,8 +26,9 @@ from mmengine.dist import all_reduce, get_world_size
 from . import health
 from .divergence import describe_lr
 from .errors import (BatchContractError, DeadLossError, DivergenceError,
-                     HealthStatError, LossRangeError, NoGradientError,
-                     NoUpdateError, PrecisionError, TrainingSanityError)
+                     HealthStatError, LossDictError, LossRangeError,
+                     NoGradientError, NoUpdateError, PrecisionError,
+                     TrainingSanityError)
 from .events import SanityEvents
 from .grad_report import (DEFAULT_GROUPS, GradNorms, coverage_finding,
                           format_norms, summarize)
@@ -296,6 +297,18 @@ class SanityMonitor:
                 'it',
                 check='loss_dict',
                 once=f'hidden:{key}')
+        declared = getattr(self.model, 'loss_keys', None)
+        if self.strict and declared:
+            missing = [k for k in declared if k not in losses]
+            if missing:
+                self.events.error(
+                    LossDictError,
+                    f'loss check at iteration {self.iteration}: the loss '
+                    f'dict lacks the terms {type(self.model).__name__} '
+                    f'declares: {summarize(missing)} (it holds '
+                    f'{summarize(sorted(losses))}): a term was renamed, '
+                    'overwritten or dropped on its way out of the loss',
+                    check='loss_dict')
         dead = not has_graph(losses)
         if dead and not any(p.requires_grad for p in self.model.parameters()):
             self.events.error(
@@ -519,6 +532,8 @@ class SanityMonitor:
                 for g, (d, w) in updates.items()
             },
             lr=[g['lr'] for g in self.optimizer.param_groups][:8])
+        if any(d > 0 for d, _ in updates.values()):
+            self.watch.moved()
         found = update_finding(updates, self.optimizer,
                                self.max_update_ratio, self._zero_update,
                                self.schedulers)

@@ -35,6 +35,10 @@ class RunWatch:
         self._applied = 0
         self._had_gradients = False
 
+    def moved(self) -> None:
+        """A measured step changed the weights."""
+        self._moved = True
+
     def reset_weights(self) -> None:
         """The trainable set changed: fingerprint it again."""
         self._init_weights, self._moved = None, False

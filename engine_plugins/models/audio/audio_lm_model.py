@@ -52,6 +52,7 @@ class DualFFNAudioLM(BaseModel):
         ...                   audio_ffn=r'layers\\.\\d+\\.audio_mlp\\..*')))
     """
 
+    loss_keys = ('loss_text', 'loss_audio')
     required_inputs = ('input_ids', 'attention_mask', 'label_ids',
                        'audio_out_ids', 'audio_out_ids_start',
                        'label_audio_ids')

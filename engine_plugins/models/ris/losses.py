@@ -31,14 +31,31 @@ MIN_GAP = HealthStat(
     meaning='(near-)repeated eigenvalues under a plain eigh: its backward '
     'divides by every eigenvalue gap; add diagonal loading and jitter and '
     'use the gap-regularized eigh (stabilize=True)')
-LABEL_GAIN = HealthStat(
-    'health/ris_label_gain',
-    low=1.5,
+POWERLESS_LABELS = HealthStat(
+    'health/ris_powerless_labels',
+    low=0.0,
+    high=0.2,
     cause='target_units',
-    meaning='the labelled directions carry no more power than an average '
-    'element of the input covariance: the labels do not point at the '
-    'sources (angles in radians where degrees are expected, a source count '
-    'that counts noise, another array geometry)')
+    meaning='in many samples a labelled direction carries no more power '
+    'than an average element of the input covariance: the labels do not '
+    'point at the sources (angles in radians where degrees are expected, a '
+    'source count that counts noise, another array geometry)')
+INPUT_TRACE = HealthStat(
+    'health/ris_input_trace',
+    low=0.99,
+    high=1.01,
+    cause='input_normalization',
+    meaning='the input sample covariances are not trace-normalized to the '
+    'array dimension (mean diagonal 1), which the network and the residual '
+    'start assume')
+LABEL_TRACE = HealthStat(
+    'health/ris_label_trace',
+    low=0.99,
+    high=1.01,
+    cause='target_units',
+    meaning='the label covariances are not trace-normalized to the array '
+    'dimension like the inputs and predictions: the Frobenius term pulls '
+    'the estimate to a wrong noise floor')
 COND = HealthStat(
     'health/ris_cond',
     low=1.0,
@@ -152,19 +169,25 @@ def music_loss(pred_proj: torch.Tensor,
 
 
 @torch.no_grad()
-def publish_label_gain(sample_cov: torch.Tensor, steering: torch.Tensor,
-                       valid: torch.Tensor) -> None:
-    """How well the labels describe the data: the beam power of the input
-    sample covariance at each labelled direction, over its mean element
-    power (1 for a direction that holds no source; 1 + SNR x D for one that
-    does), the minimum over each sample's sources, averaged over the batch.
-    Computed on fully checked steps only."""
+def publish_data_checks(sample_cov: torch.Tensor, cov_true: torch.Tensor,
+                        steering: torch.Tensor, valid: torch.Tensor) -> None:
+    """Health statistics of a batch's data, on fully checked steps:
+    traces of the input and label covariances over the dimension, and how
+    many samples have a labelled direction without power (its beam power
+    in the input over the mean element power below 1.5: a direction that
+    holds a source reaches 1 + SNR x D)."""
     if not health.checking():
         return
+    dim = sample_cov.shape[-1]
+    INPUT_TRACE.publish(
+        sample_cov.diagonal(dim1=-2, dim2=-1).real.sum(-1).mean() / dim)
+    LABEL_TRACE.publish(
+        cov_true.diagonal(dim1=-2, dim2=-1).real.float().sum(-1).mean() /
+        dim)
     a = steering.to(sample_cov.dtype)
     a = a / a.norm(dim=-2, keepdim=True)
     power = (a.conj() * (sample_cov @ a)).sum(-2).real
     average = sample_cov.diagonal(dim1=-2, dim2=-1).real.mean(-1, True)
     ratio = torch.where(valid, power / average,
                         torch.full_like(power, float('inf')))
-    LABEL_GAIN.publish(ratio.amin(-1).mean())
+    POWERLESS_LABELS.publish((ratio.amin(-1) < 1.5).float().mean())

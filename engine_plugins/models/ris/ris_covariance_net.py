@@ -12,7 +12,7 @@ from engine_plugins.engine.fp32_region import fp32_region
 from engine_plugins.engine.sanity import health
 from engine_plugins.registry import MODELS
 from .losses import (check_precision, frobenius_loss, music_loss,
-                     predicted_projector, publish_label_gain,
+                     predicted_projector, publish_data_checks,
                      steering_projector, subspace_loss)
 
 LOSS_TERMS = ('frobenius', 'subspace', 'music')
@@ -88,6 +88,8 @@ class RISCovarianceNet(BaseModel):
                            f'valid: {list(LOSS_TERMS)}')
         weights.update(loss_weights or {})
         self.loss_weights = weights
+        # The terms every training step returns (zero weights drop terms).
+        self.loss_keys = [f'loss_{k}' for k, w in weights.items() if w > 0]
         self.expected_loss_ranges = {
             f'loss_{k}': (0.0, w)
             for k, w in weights.items() if k != 'frobenius' and w > 0
@@ -155,8 +157,9 @@ class RISCovarianceNet(BaseModel):
             steer, dtype=torch.complex64, device=labels['angles'].device)
 
     def _check_labels(self, inputs: torch.Tensor, labels: dict) -> None:
-        """Publish how well the labels fit the input covariance (on checked
-        training steps only; see ``publish_label_gain``)."""
+        """Publish what the data contract promises and whether the labels
+        fit the inputs (on checked training steps only; see
+        ``publish_data_checks``)."""
         if not health.checking() or 'angles' not in labels:
             return
         with fp32_region(always=True):
@@ -167,7 +170,7 @@ class RISCovarianceNet(BaseModel):
                 steering = self.true_steering(labels)
             valid = torch.arange(
                 labels['angles'].shape[1], device=k.device)[None] < k[:, None]
-            publish_label_gain(cov, steering, valid)
+            publish_data_checks(cov, labels['cov_true'], steering, valid)
 
     # -- losses ---------------------------------------------------------------
     def loss_by_feat(self, factor: torch.Tensor,

@@ -99,6 +99,14 @@ class RTDETR(BaseDetector):
     def num_classes(self) -> int:
         return self.criterion.num_classes
 
+    @property
+    def loss_keys(self) -> List[str]:
+        """The terms every training step returns (the denoising terms are
+        left out: a batch without gt boxes has none)."""
+        terms = ('loss_vfl', 'loss_bbox', 'loss_giou')
+        prefixes = [f'd{i}.' for i in range(self.decoder.num_layers - 1)]
+        return [p + t for p in prefixes + ['', 'enc_'] for t in terms]
+
     def extract_feat(self, inputs: torch.Tensor) -> Sequence[torch.Tensor]:
         return self.encoder(self.backbone(inputs))
 

@@ -35,6 +35,8 @@ class PSALMYOLO(BaseDetector):
     """
 
     box_format = 'xyxy_pixel'
+    #: The terms ``loss`` returns (the sanity engine checks them).
+    loss_keys = ('loss_cls', 'loss_bbox', 'loss_dfl')
 
     def __init__(self,
                  backbone: dict,

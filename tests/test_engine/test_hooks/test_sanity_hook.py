@@ -161,3 +161,30 @@ def test_class_count_mismatch_is_caught_before_training(tmp_path):
         'preflight, before training: the model has num_classes=3 but the '
         'training dataset (_TwoClassBoxes) has 2 classes')
     assert glob.glob(osp.join(str(tmp_path), '*', 'sanity.jsonl'))
+
+
+@HOOKS.register_module(force=True)
+class _LateLayer(Hook):
+    """Replaces a layer between building the optimizer and the first
+    step, as ``init_weights`` or a hook with a high priority would."""
+
+    priority = 'HIGHEST'
+
+    def before_train(self, runner):
+        runner.model.net[2] = torch.nn.Linear(16, 1)
+
+
+def test_optimizer_and_accumulation_are_checked_before_training(tmp_path):
+    from engine_plugins.engine import NoUpdateError, OptimizerCoverageError
+    runner = _runner(tmp_path / 'late', custom_hooks=[dict(type='_LateLayer')])
+    with pytest.raises(OptimizerCoverageError) as err:
+        runner.train()
+    assert str(err.value).startswith(
+        'preflight, before training: 2 trainable parameters are not in the '
+        'optimizer: net.2.weight, net.2.bias')
+    runner = _runner(
+        tmp_path / 'acc', optim_wrapper=dict(accumulative_counts=256))
+    with pytest.raises(NoUpdateError, match='accumulative_counts=256 '
+                       'accumulates that many iterations per optimizer '
+                       'step, and the run has 8: the optimizer never steps'):
+        runner.train()

@@ -39,7 +39,7 @@ def _coco(tmp_path, convert, cat_offset=1, name='ann.json', serialize=True):
         json.dumps(dict(images=images, annotations=anns, categories=cats)))
     return CocoDataset(
         ann_file=str(path),
-        data_prefix=dict(img=''),
+        data_prefix=dict(img=str(tmp_path) + '/'),
         metainfo=dict(classes=CLASSES),
         pipeline=[],
         filter_cfg=None,
@@ -71,7 +71,8 @@ def test_corner_boxes_in_a_coco_file_are_named_as_xyxy(tmp_path):
     message = str(err.value)
     assert message.startswith(
         f'annotation audit of {tmp_path / "ann.json"}: 66.7% of 12 boxes are '
-        'invalid as loaded (first: 0.jpg, instance 1, xyxy [50, 20, 140, '
+        f'invalid as loaded (first: {tmp_path}/0.jpg, instance 1, xyxy [50, '
+        '20, 140, '
         '90] in a 100x80 image')
     assert message.endswith(
         'read as xyxy, 100.0% are valid: the annotations hold xyxy boxes '
@@ -120,3 +121,26 @@ def test_best_reading_on_hand_made_boxes():
     centre = np.array([[25.0, 20.0, 30.0, 20.0], [70.0, 45.0, 40.0, 50.0]])
     name, fraction, _ = best_reading(centre, wh)
     assert (name, fraction) == ('cxcywh', 1.0)
+
+
+def test_images_of_another_size_than_annotated_are_named(tmp_path):
+    import cv2
+    dataset = _coco(tmp_path, xywh, serialize=False)
+    for info in dataset.data_list:  # re-saved at half the size
+        cv2.imwrite(info['img_path'], np.zeros((40, 50, 3), np.uint8))
+    with pytest.raises(TargetFormatError) as err:
+        _audit(dataset)
+    assert 'is 50x40 but annotated as 100x80 (scale 0.5): the boxes ' \
+        'refer to another version of the images' in str(err.value)
+
+
+def test_annotations_all_marked_crowd_are_named(tmp_path):
+    dataset = _coco(tmp_path, xywh, serialize=False)
+    for info in dataset.data_list:
+        for inst in info['instances']:
+            inst['ignore_flag'] = 1
+    with pytest.raises(TargetFormatError) as err:
+        _audit(dataset)
+    assert err.value.cause == 'label_mask'
+    assert '12 of the 12 boxes are marked as crowd / ignored' in str(
+        err.value)

@@ -76,3 +76,10 @@ def test_non_image_preprocessors_are_not_checked():
     check_input_statistics(BaseDataPreprocessor(),
                            torch.ones(2, 5) * 300,
                            torch.ones(2, 5) * 300)
+
+
+def test_integer_images_divided_by_255_are_named():
+    binary = [(p // 255).to(torch.uint8) for p in _pixels()]  # 0 or 1
+    with pytest.raises(InputStatsError, match='the images are integers '
+                       'holding only 0..1 before the data preprocessor'):
+        _run(DetDataPreprocessor(mean=[0, 0, 0], std=[1, 1, 1]), binary)

@@ -463,3 +463,15 @@ def test_divergence_with_huge_inputs_names_the_input_scale():
     assert err.value.cause == 'input_normalization'
     assert 'Likely cause: the float inputs are far from unit scale (mean ' \
         '|x| 500, std 0)' in str(err.value)
+
+
+def test_declared_loss_terms_that_go_missing_are_named():
+    model = Net(lambda m, x: dict(loss_cls=m.head(torch.ones(1, 4)).sum(),
+                                  dfl=m.backbone.weight.sum()))
+    model.loss_keys = ('loss_cls', 'loss_dfl')
+    with pytest.raises(LossDictError) as err:
+        Engine(model).step()
+    assert str(err.value).startswith(
+        'loss check at iteration 1: the loss dict lacks the terms Net '
+        'declares: loss_dfl (it holds dfl, loss_cls): a term was renamed, '
+        'overwritten or dropped')
