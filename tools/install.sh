@@ -74,7 +74,17 @@ else
     pip_install --no-build-isolation "$ROOT"
 fi
 
-# 6. Check: versions, and a loud failure when mmcv.ops is missing.
+# 6. Chromium (Debian's package) for the test that renders the diagnosis
+# report headlessly; skipped where there is no apt-get or no root.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
+        && [ "$(id -u)" = 0 ]; then
+    log "installing Chromium for the report-rendering test"
+    { apt-get install -y -q chromium || { apt-get update -q && \
+        apt-get install -y -q chromium; }; } >/dev/null 2>&1 || \
+        log "could not install Chromium: the rendering test will be skipped"
+fi
+
+# 7. Check: versions, and a loud failure when mmcv.ops is missing.
 "$PYTHON" - <<'PY'
 import sys
 from importlib.metadata import version

@@ -73,6 +73,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=200,
         help='iterations of the --overfit-batches run (default 200)')
     parser.add_argument(
+        '--diagnose-on-exit',
+        action='store_true',
+        help='when the run ends (finished or stopped by an error), write '
+        'the post-mortem report to WORK_DIR/diagnosis.html (and .md)')
+    parser.add_argument(
         '--overfit-factor',
         type=float,
         default=10.0,
@@ -135,6 +140,19 @@ def build_cfg(args: argparse.Namespace):
     return cfg
 
 
+def _diagnose(work_dir: str) -> None:
+    """Write the report; a failure to write it must not hide the run's
+    own outcome."""
+    from engine_plugins.diagnosis import diagnose_work_dir
+    try:
+        diag, html_path, _ = diagnose_work_dir(work_dir)
+    except Exception as exc:  # noqa: BLE001
+        print(f'diagnose: could not write the report: {exc!r}',
+              file=sys.stderr)
+        return
+    print(f'diagnosis ({diag.verdict}): {html_path}', file=sys.stderr)
+
+
 def main(argv=None) -> Runner:
     args = parse_args(argv)
     runner = build_runner(build_cfg(args))
@@ -146,7 +164,21 @@ def main(argv=None) -> Runner:
         for hook in runner.hooks:
             if isinstance(hook, SanityHook):
                 hook.record_escaped(exc)
+        if args.diagnose_on_exit:
+            _diagnose(runner.work_dir)
+        else:
+            print(
+                f'\nThe sanity engine stopped this run ({exc.cause}). The '
+                'post-mortem, with plots and the timeline:\n'
+                f'    python tools/diagnose.py {runner.work_dir}\n',
+                file=sys.stderr)
         raise
+    except BaseException:
+        if args.diagnose_on_exit:
+            _diagnose(runner.work_dir)
+        raise
+    if args.diagnose_on_exit:
+        _diagnose(runner.work_dir)
     return runner
 
 

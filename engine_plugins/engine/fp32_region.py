@@ -55,6 +55,28 @@ def cast_floating(obj: Any, dtype: torch.dtype = torch.float32) -> Any:
     return obj
 
 
+#: Per region (the wrapped function's qualified name), what its first call
+#: saw: the input dtypes and whether it cast them. The sanity engine
+#: records it in the run's contract.
+REGION_INPUTS = {}
+
+
+def _dtypes(obj: Any, found: set) -> set:
+    if isinstance(obj, torch.Tensor):
+        if obj.is_floating_point() or obj.is_complex():
+            found.add(str(obj.dtype).replace('torch.', ''))
+    elif isinstance(obj, BaseDataElement):
+        for _, value in obj.all_items():
+            _dtypes(value, found)
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            _dtypes(value, found)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            _dtypes(value, found)
+    return found
+
+
 def _autocast_enabled() -> bool:
     return (torch.is_autocast_enabled('cpu')
             or torch.is_autocast_enabled('cuda'))
@@ -101,8 +123,15 @@ class fp32_region:  # noqa: N801  (used like a function/decorator)
 
     def run(self, fn: Callable, *args, **kwargs) -> Any:
         """Call ``fn`` inside the region."""
-        if not (self.always or _autocast_enabled()
-                or self.dtype == torch.float64):
+        active = (self.always or _autocast_enabled()
+                  or self.dtype == torch.float64)
+        name = getattr(fn, '__qualname__', repr(fn))
+        if name not in REGION_INPUTS:
+            REGION_INPUTS[name] = dict(
+                inputs=sorted(_dtypes((args, kwargs), set())),
+                computes_in=str(self.dtype).replace('torch.', '')
+                if active else 'as given (autocast off)')
+        if not active:
             return fn(*args, **kwargs)
         args = cast_floating(args, self.dtype)
         kwargs = cast_floating(kwargs, self.dtype)

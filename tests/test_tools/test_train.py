@@ -112,3 +112,19 @@ def test_amp_run_on_cpu_uses_bf16(tmp_path):
                     'train_cfg.max_iters=2')
     assert runner.optim_wrapper.cast_dtype == torch.bfloat16
     assert runner.iter == 2
+
+
+@pytest.mark.slow
+def test_a_sanity_stop_prints_the_diagnose_command_or_writes_the_report(
+        tmp_path, capsys):
+    from engine_plugins.engine import NoUpdateError
+    lr0 = ['--cfg-options', 'optim_wrapper.optimizer.lr=0.0']
+    with pytest.raises(NoUpdateError):
+        _train(tmp_path / 'print', *lr0)
+    assert (f'python tools/diagnose.py {tmp_path / "print"}'
+            in capsys.readouterr().err)
+    with pytest.raises(NoUpdateError):
+        _train(tmp_path / 'write', *lr0, '--diagnose-on-exit')
+    with open(tmp_path / 'write' / 'diagnosis.md') as f:
+        assert '[no_update, error at iteration 1]' in f.read()
+    assert (tmp_path / 'write' / 'diagnosis.html').is_file()

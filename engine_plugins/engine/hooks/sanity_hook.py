@@ -1,5 +1,7 @@
 """The hook that runs the sanity engine on a training run."""
+import json
 import math
+import os.path as osp
 from typing import Any, List, Mapping, Optional, Sequence
 
 import torch
@@ -13,7 +15,7 @@ from ..optim_wrappers.grad_sanity_optim_wrapper import GradSanityMixin
 from ..sanity.annotation_audit import audit_dataset
 from ..sanity.errors import (NonFiniteWeightsError, NoUpdateError,
                              TrainingSanityError)
-from ..sanity.events import SanityEvents
+from ..sanity.events import SanityEvents, jsonable
 from ..sanity.grad_report import summarize
 from ..sanity.monitor import SanityMonitor
 from ..sanity.optimizer_coverage import check_optimizer_coverage
@@ -22,6 +24,7 @@ from ..sanity.probe import TrainStepProbe
 
 SKIPPED_KEY = 'sanity/skipped_steps'
 NORM_PREFIX = 'sanity/grad_norm'
+STEPS_FILE = 'sanity_steps.jsonl'
 
 
 def _schedulers(runner) -> List[Any]:
@@ -56,7 +59,13 @@ class SanityHook(Hook):
       again, as warnings.
     * ``before_save_checkpoint`` and ``after_train``: weights are finite.
 
-    Findings go to the log and to ``<log_dir>/sanity.jsonl``. On checked
+    Findings go to the log and to ``<log_dir>/sanity.jsonl``, with the
+    run's contract (batch keys, box format, classes, AMP, the dtypes each
+    FP32 loss region saw) and per-module gradient flow on checked
+    iterations; every step appends its loss, gradient norms (total and per
+    group), lr, loss scale and health statistics to
+    ``<log_dir>/sanity_steps.jsonl``. ``tools/diagnose.py`` reads them. On
+    checked
     iterations the console shows ``iter 3: [grad] backbone=1.2e-02
     head=3.4e-01 ok=True`` and TensorBoard gets
     ``sanity/grad_norm/<group>``; every iteration logs ``train/grad_norm``.
@@ -139,6 +148,7 @@ class SanityHook(Hook):
         SanityMonitor(SanityEvents(), **self.monitor_args)
         self.audit = audit
         self.monitor: Optional[SanityMonitor] = None
+        self._steps = None
         self.probe: Optional[TrainStepProbe] = None
         self._registration = None
 
@@ -173,6 +183,19 @@ class SanityHook(Hook):
         self.probe.attach()
         wrapper.sanity = monitor
         self.monitor = monitor
+        scaler = getattr(wrapper, 'loss_scaler', None)
+        events.record(
+            'amp',
+            optim_wrapper=type(wrapper).__name__,
+            dtype=str(getattr(wrapper, 'cast_dtype', None)),
+            loss_scale=bool(scaler is not None and scaler.is_enabled()),
+            accumulative_counts=getattr(wrapper, '_accumulative_counts', 1))
+        log_dir = getattr(runner, 'log_dir', None)
+        if log_dir is not None and get_rank() == 0:
+            # Line-buffered: a killed run keeps every finished step.
+            self._steps = open(
+                osp.join(log_dir, STEPS_FILE), 'a', buffering=1,
+                encoding='utf-8')
         self._registration = (
             torch.nn.modules.module.
             register_module_parameter_registration_hook(
@@ -242,6 +265,9 @@ class SanityHook(Hook):
             return
         hub = runner.message_hub
         hub.update_info(SKIPPED_KEY, monitor.skipped_steps)
+        if self._steps is not None and monitor.last_step is not None:
+            self._steps.write(json.dumps(jsonable(monitor.last_step)) + '\n')
+            monitor.last_step = None
         if monitor.last_total_norm is not None:
             hub.update_scalar('train/grad_norm', monitor.last_total_norm)
         if monitor.last_norms is None:
@@ -299,6 +325,9 @@ class SanityHook(Hook):
             self._detach(runner)
 
     def _detach(self, runner) -> None:
+        if self._steps is not None:
+            self._steps.close()
+            self._steps = None
         if self.probe is not None:
             self.probe.detach()
         if self._registration is not None:

@@ -26,13 +26,13 @@ EVENT_FILE = 'sanity.jsonl'
 _LEVELS = dict(error=logging.ERROR, warning=logging.WARNING, info=logging.INFO)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)  # JSON has no NaN/Inf
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
@@ -59,7 +59,7 @@ class SanityEvents:
     def record(self, kind: str, **fields: Any) -> Dict[str, Any]:
         """Append one event (``iter`` defaults to the current iteration)."""
         event = dict(kind=kind, iter=fields.pop('iter', self.iteration))
-        event.update(_jsonable(fields))
+        event.update(jsonable(fields))
         self.events.append(event)
         if self.path is not None:
             os.makedirs(osp.dirname(self.path), exist_ok=True)

@@ -120,6 +120,19 @@ def coverage_finding(norms: GradNorms, where: str,
     return None
 
 
+def module_norms(names: Sequence[str],
+                 values: Sequence[Optional[float]],
+                 depth: int = 2) -> Dict[str, float]:
+    """L2 norm per module (the first ``depth`` parts of each parameter
+    name), in module order; parameters without a value are left out."""
+    squares: Dict[str, float] = OrderedDict()
+    for name, value in zip(names, values):
+        if value is not None:
+            module = '.'.join(name.split('.')[:depth])
+            squares[module] = squares.get(module, 0.0) + value**2
+    return OrderedDict((k, math.sqrt(v)) for k, v in squares.items())
+
+
 def format_norms(norms: Mapping[str, float], ok: bool) -> str:
     """``[grad] backbone=1.2e-02 head=3.4e-01 ok=True``"""
     body = ' '.join(f'{k}={v:.1e}' for k, v in norms.items())

@@ -19,10 +19,12 @@ import contextlib
 import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 from mmengine.dist import all_reduce, get_world_size
 
+from ..fp32_region import REGION_INPUTS
 from . import health
 from .divergence import describe_lr
 from .errors import (BatchContractError, DeadLossError, DivergenceError,
@@ -31,7 +33,7 @@ from .errors import (BatchContractError, DeadLossError, DivergenceError,
                      TrainingSanityError)
 from .events import SanityEvents
 from .grad_report import (DEFAULT_GROUPS, GradNorms, coverage_finding,
-                          format_norms, summarize)
+                          format_norms, group_of, module_norms, summarize)
 from .input_stats import check_input_statistics
 from .loss_terms import (check_loss_dict, dead_loss_findings, has_graph,
                          term_values)
@@ -125,6 +127,8 @@ class SanityMonitor:
         self.last_total_norm: Optional[float] = None
         self.last_total_tensor: Optional[torch.Tensor] = None
         self.last_values: Dict[str, float] = {}
+        # What SanityHook writes to sanity_steps.jsonl after each step.
+        self.last_step: Optional[Dict[str, Any]] = None
         self.autocast = contextlib.nullcontext
         self.schedulers: Sequence[Any] = ()
         self.model: Optional[nn.Module] = None
@@ -329,6 +333,7 @@ class SanityMonitor:
                     cause=cause,
                     check='dead_loss')
         if self.iteration == 1:
+            self.events.record('regions', regions=dict(REGION_INPUTS))
             far_out = self._run(
                 'preflight', check_loss_start, losses,
                 getattr(self.model, 'expected_loss_ranges', None),
@@ -383,6 +388,11 @@ class SanityMonitor:
         held = optimizer_params(self.optimizer)
         self._trainable = [p for p in held if p.requires_grad]
         self._names = [names.get(id(p), '?') for p in self._trainable]
+        groups = list(self.groups) + ['other']
+        self._group_names = groups
+        self._group_index = np.array(
+            [groups.index(group_of(n, self.groups)) for n in self._names],
+            dtype=np.int64)
         self.watch.reset_weights()
         half = [
             n for n, p in zip(self._names, self._trainable)
@@ -399,7 +409,7 @@ class SanityMonitor:
                 '(AmpGradSanityOptimWrapper, or --amp)',
                 check='precision')
 
-    def _fetch(self, loss: torch.Tensor) -> Dict[str, Any]:
+    def _fetch(self, loss: torch.Tensor, scaler: Any = None) -> Dict[str, Any]:
         """The step's values, with one device-to-host transfer: loss,
         terms, health counts, total and per-parameter gradient norms,
         per-parameter weight norms (and, under DDP, whether any rank's
@@ -422,6 +432,9 @@ class SanityMonitor:
         else:
             total = torch.zeros((), device=device)
             pieces.append(total.reshape(1))
+        scale = getattr(scaler, '_scale', None)
+        if isinstance(scale, torch.Tensor):
+            pieces.append(scale.detach().float().reshape(1).to(device))
         if self._trainable:
             pieces.append(
                 torch.stack(
@@ -438,6 +451,7 @@ class SanityMonitor:
         other_rank = distributed and host.pop() > 0
         weights = host[len(host) - len(self._trainable):]
         host = host[:len(host) - len(self._trainable)]
+        scale = host.pop() if isinstance(scale, torch.Tensor) else None
         values = dict(zip(keys, host[1:1 + len(keys)]))
         at = 1 + len(keys)
         counts = dict(zip(count_keys, host[at:at + len(count_keys)]))
@@ -453,21 +467,55 @@ class SanityMonitor:
             total=host[at],
             norms=GradNorms(self._names, per_param),
             weights=weights,
+            scale=scale,
             other_rank=other_rank)
 
     def before_step(self, loss: torch.Tensor, scaler: Any = None) -> bool:
         """After backward (and unscaling), before ``optimizer.step()``.
         Returns whether to apply the step."""
         self._refresh_params()
-        step = self._fetch(loss)
+        step = self._fetch(loss, scaler)
         values, total = step['values'], step['total']
         self.last_total_norm = total
         self.last_values = values
-        bad_terms = [
-            k for k, v in values.items()
-            if 'loss' in k and not math.isfinite(v)
-        ]
-        evidence = dict(
+        self.last_step = self._step_record(step)
+        applied = self._guard_step(step, scaler)
+        self.last_step['applied'] = applied
+        return applied
+
+    def _step_record(self, step: Dict[str, Any]) -> Dict[str, Any]:
+        """The per-step record: loss, gradient norm (total and per group),
+        learning rate, loss scale and health statistics."""
+        norms = np.nan_to_num(
+            np.array([v if v is not None else 0.0 for v in step['norms'].norms
+                      ], dtype=np.float64),
+            nan=np.inf)
+        squares = np.bincount(
+            self._group_index,
+            weights=norms**2,
+            minlength=len(self._group_names))
+        used = np.bincount(self._group_index, minlength=len(
+            self._group_names)) > 0
+        return dict(
+            iter=self.iteration,
+            loss=step['loss'],
+            grad_norm=step['total'],
+            groups={
+                g: float(np.sqrt(s))
+                for g, s, u in zip(self._group_names, squares, used) if u
+            },
+            lr=max((g['lr'] for g in self.optimizer.param_groups),
+                   default=None),
+            scale=step['scale'],
+            health={
+                k: v
+                for k, v in step['values'].items()
+                if health.stat_for(k) is not None
+            })
+
+    def _evidence(self, step: Dict[str, Any]) -> Dict[str, Any]:
+        """What a non-finite step's report reads (failure paths only)."""
+        return dict(
             iteration=self.iteration,
             strict=self.strict,
             loss=step['loss'],
@@ -475,9 +523,17 @@ class SanityMonitor:
             lr=describe_lr(self.optimizer, self.schedulers),
             batch=self._batch,
             rerun=self._rerun)
+
+    def _guard_step(self, step: Dict[str, Any], scaler: Any) -> bool:
+        """The decisions of :meth:`before_step`."""
+        values, total = step['values'], step['total']
+        bad_terms = [
+            k for k, v in values.items()
+            if 'loss' in k and not math.isfinite(v)
+        ]
         if bad_terms or not math.isfinite(step['loss']):
             return self.guard.nonfinite_loss(
-                bad_terms=bad_terms, values=values, **evidence)
+                bad_terms=bad_terms, values=values, **self._evidence(step))
         if step['other_rank']:
             self.events.info(
                 'nonfinite_forward',
@@ -490,8 +546,8 @@ class SanityMonitor:
             if scaler is not None and not self._nonfinite_is_bug():
                 self.scaler_skips += 1
                 return True  # a loss-scale overflow: GradScaler skips
-            return self.guard.nonfinite_grads(norms=step['norms'],
-                                              **evidence)
+            return self.guard.nonfinite_grads(
+                norms=step['norms'], **self._evidence(step))
         self.watch.step(self.iteration, step['loss'], total, step['weights'],
                         self.optimizer, self.schedulers, self.max_iters,
                         self._batch)
@@ -500,6 +556,10 @@ class SanityMonitor:
             self._check_health(values, step['counts'])
             self.last_norms = step['norms'].groups(self.groups)
             self.last_report = format_norms(self.last_norms, ok=True)
+            self.events.record(
+                'grad_flow',
+                grads=module_norms(self._names, step['norms'].norms),
+                weights=module_norms(self._names, step['weights']))
         else:
             self.last_norms = self.last_report = None
         if self.strict:

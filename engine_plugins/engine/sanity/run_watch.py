@@ -48,9 +48,9 @@ class RunWatch:
              max_iters: Optional[int], batch: Any) -> None:
         """An applied step with finite values (``weights``: per-parameter
         norms before the step)."""
-        lr = describe_lr(optimizer, schedulers)
         diverging = self.divergence.update(iteration, loss, grad_norm)
         if diverging:
+            lr = describe_lr(optimizer, schedulers)
             scale = input_scale(batch)
             self.events.error(
                 DivergenceError,

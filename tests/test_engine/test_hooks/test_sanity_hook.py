@@ -75,6 +75,21 @@ def test_a_clean_run_records_its_contract_and_logs_every_step(tmp_path):
     assert contract['batch_keys'] == ['inputs', 'targets']
     assert contract['trainable_params'] == dict(net=4 * 16 + 16 + 16 + 1)
     assert not [e for e in events if e['kind'] in ('error', 'warning')]
+    amp = [e for e in events if e['kind'] == 'amp'][0]
+    assert (amp['optim_wrapper'], amp['loss_scale']) == (
+        'GradSanityOptimWrapper', False)
+    # Per-module gradient flow on the checked iterations (strict 3, and
+    # interval 50 is past the run's 8).
+    flows = [e for e in events if e['kind'] == 'grad_flow']
+    assert [f['iter'] for f in flows] == [1, 2, 3]
+    assert list(flows[0]['grads']) == ['net.0', 'net.2']
+    with open(osp.join(runner.log_dir, 'sanity_steps.jsonl')) as f:
+        steps = [json.loads(line) for line in f]
+    assert [s['iter'] for s in steps] == list(range(1, 9))
+    assert all(s['applied'] for s in steps)
+    assert steps[0]['lr'] == 0.02 and steps[0]['groups'].keys() == {'other'}
+    assert steps[0]['grad_norm'] == pytest.approx(
+        steps[0]['groups']['other'])
     # train/grad_norm on every one of the 8 iterations.
     assert len(runner.message_hub.get_scalar('train/grad_norm').data[0]) == 8
     assert runner.optim_wrapper.sanity is None  # detached after training
