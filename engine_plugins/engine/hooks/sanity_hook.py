@@ -13,8 +13,8 @@ from mmengine.runner import BaseLoop
 from engine_plugins.registry import HOOKS
 from ..optim_wrappers.grad_sanity_optim_wrapper import GradSanityMixin
 from ..sanity.annotation_audit import audit_dataset
-from ..sanity.errors import (NonFiniteWeightsError, NoUpdateError,
-                             TrainingSanityError)
+from ..sanity.errors import (DeadLossError, NonFiniteWeightsError,
+                             NoUpdateError, TrainingSanityError)
 from ..sanity.events import SanityEvents, jsonable
 from ..sanity.grad_report import summarize
 from ..sanity.monitor import SanityMonitor
@@ -205,6 +205,15 @@ class SanityHook(Hook):
                                wrapper, dataset: Any) -> None:
         events = monitor.events
         where = 'preflight, before training: '
+        if not any(p.requires_grad for p in monitor.model.parameters()):
+            events.error(
+                DeadLossError,
+                f'{where}every parameter of the model has '
+                'requires_grad=False (everything is frozen: frozen_stages, '
+                'requires_grad_(False) after a PEFT wrap, a config that '
+                'freezes every module)',
+                cause='frozen',
+                check='frozen')
         # The optimizer as built must hold the model as built (init_weights
         # has run); hooks that change either are checked at iteration 1.
         try:

@@ -147,31 +147,55 @@ def _raw_coco(ann_file: str) -> Tuple[np.ndarray, np.ndarray, List[str]]:
             np.asarray(wh, np.float64).reshape(-1, 2), where)
 
 
-def _image_sizes(images: List[Tuple[str, Tuple[float, float]]],
+def _loader(dataset: Any) -> Optional[Any]:
+    """The pipeline's image loader (an mmcv ``LoadImageFromFile``)."""
+    from mmcv.transforms import LoadImageFromFile
+    for transform in getattr(getattr(dataset, 'pipeline', None), 'transforms',
+                             ()):
+        if isinstance(transform, LoadImageFromFile):
+            return transform
+    return None
+
+
+def _loaded_size(loader: Any, path: str) -> Optional[Tuple[int, int]]:
+    """``(w, h)`` of an image as the pipeline's loader gives it (which may
+    differ from the file), or from the file's header without a loader."""
+    try:
+        if loader is not None:
+            shape = loader(dict(img_path=path))['ori_shape']
+            return int(shape[1]), int(shape[0])
+        from PIL import Image
+        with Image.open(path) as img:
+            return img.size
+    except Exception:  # a missing file is reported when it is loaded
+        return None
+
+
+def _image_sizes(dataset: Any,
+                 images: List[Tuple[str, Tuple[float, float]]],
                  samples: int = 8) -> Optional[str]:
-    """A sentence when the image files are not the size the annotations
-    give for them (images re-saved at another size: every box is off by
-    the scale); reads the headers of a few evenly spaced files."""
-    from PIL import Image
+    """A sentence when the images, as the pipeline loads them, are not
+    the size the annotations give (images re-saved or resized after
+    annotation: every box is off by the scale); loads a few evenly spaced
+    images."""
     if not images:
         return None
+    loader = _loader(dataset)
     step = max(1, len(images) // samples)
+    picked = images[::step][:samples]
     off = []
-    for path, (w, h) in images[::step][:samples]:
-        try:
-            with Image.open(path) as img:
-                size = img.size
-        except (OSError, ValueError):
-            continue  # a missing file is reported when it is loaded
-        if tuple(size) != (int(w), int(h)):
+    for path, (w, h) in picked:
+        size = _loaded_size(loader, path)
+        if size is not None and size != (int(w), int(h)):
             off.append((path, (int(w), int(h)), size))
-    if len(off) * 2 < min(samples, len(images[::step])):
+    if len(off) * 2 < len(picked):
         return None
     path, (w, h), (fw, fh) = off[0]
-    return (f'{len(off)} of the sampled images are not the size the '
-            f'annotations give: {path} is {fw}x{fh} but annotated as {w}x{h} '
-            f'(scale {fw / w:.3g}): the boxes refer to another version of '
-            'the images (re-saved or resized after annotation)')
+    return (f'{len(off)} of {len(picked)} sampled images are not the size '
+            f'the annotations give: {path} loads as {fw}x{fh} but is '
+            f'annotated as {w}x{h} (scale {fw / w:.3g}): the boxes refer to '
+            'another version of the images (re-saved or resized after '
+            'annotation)')
 
 
 def _coco_counts(dataset: Any, kept: int) -> Optional[Tuple[int, int]]:
@@ -249,7 +273,7 @@ def _audit_one(base: Any, name: str, collected: _Collected, num_classes: int,
                 check='audit',
                 fraction=fraction)
         events.warning('label_range', message, check='audit')
-    sizes = _image_sizes(collected.images)
+    sizes = _image_sizes(base, collected.images)
     if sizes:
         events.error(
             TargetFormatError,

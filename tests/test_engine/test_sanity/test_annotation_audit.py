@@ -130,8 +130,8 @@ def test_images_of_another_size_than_annotated_are_named(tmp_path):
         cv2.imwrite(info['img_path'], np.zeros((40, 50, 3), np.uint8))
     with pytest.raises(TargetFormatError) as err:
         _audit(dataset)
-    assert 'is 50x40 but annotated as 100x80 (scale 0.5): the boxes ' \
-        'refer to another version of the images' in str(err.value)
+    assert 'loads as 50x40 but is annotated as 100x80 (scale 0.5): the ' \
+        'boxes refer to another version of the images' in str(err.value)
 
 
 def test_annotations_all_marked_crowd_are_named(tmp_path):
