@@ -62,10 +62,11 @@ def write_config(case: Case, folder: str) -> str:
 
 def findings(work_dir: str) -> List[Dict]:
     events = []
-    for path in sorted(glob.glob(osp.join(work_dir, '*', 'sanity*.jsonl'))):
-        with open(path) as f:
-            events += [json.loads(line) for line in f if line.strip()]
-    return [e for e in events if e['kind'] in ('error', 'warning')]
+    for pattern in ('sanity.jsonl', 'sanity.rank*.jsonl'):
+        for path in sorted(glob.glob(osp.join(work_dir, '*', pattern))):
+            with open(path) as f:
+                events += [json.loads(line) for line in f if line.strip()]
+    return [e for e in events if e.get('kind') in ('error', 'warning')]
 
 
 def run_case(case: Case, out: str, timeout: int) -> Dict:

@@ -2,6 +2,7 @@
 import json
 import math
 import os.path as osp
+from types import MappingProxyType
 from typing import Any, List, Mapping, Optional, Sequence
 
 import torch
@@ -25,6 +26,7 @@ from ..sanity.probe import TrainStepProbe
 SKIPPED_KEY = 'sanity/skipped_steps'
 NORM_PREFIX = 'sanity/grad_norm'
 STEPS_FILE = 'sanity_steps.jsonl'
+AUDIT_DEFAULTS = MappingProxyType(dict(max_invalid=0.01, max_images=50000))
 
 
 def _schedulers(runner) -> List[Any]:
@@ -123,7 +125,7 @@ class SanityHook(Hook):
                  max_update_ratio: float = 1.0,
                  check_batches: bool = True,
                  input_stats: bool = True,
-                 audit: Optional[dict] = dict(),
+                 audit: Optional[Mapping[str, Any]] = AUDIT_DEFAULTS,
                  num_classes: Optional[int] = None,
                  box_format: Optional[str] = None,
                  health_ranges: Optional[dict] = None,
