@@ -46,10 +46,13 @@ def _dist_run(tmp_path, lines, imports=()):
                           text=True,
                           timeout=300)
     events = []
-    for path in glob.glob(str(tmp_path / 'work' / '*' / 'sanity*.jsonl')):
-        with open(path) as f:
-            events += [dict(json.loads(line), file=os.path.basename(path))
-                       for line in f]
+    for pattern in ('sanity.jsonl', 'sanity.rank*.jsonl'):
+        for path in glob.glob(str(tmp_path / 'work' / '*' / pattern)):
+            with open(path) as f:
+                events += [
+                    dict(json.loads(line), file=os.path.basename(path))
+                    for line in f
+                ]
     return proc, events
 
 
