@@ -136,6 +136,13 @@ def report(results: List[Dict]) -> str:
                     f'{str(r["cause"])[:20]:<20} {ok:<3} {str(r["exit"]):>5}')
     mutants = [r for r in results if r['category'] != 'clean']
     clean = [r for r in results if r['category'] == 'clean']
+    rows += ['', f'{"category":<32} {"mutants":>7} {"at first":>9} '
+             f'{"cause":>6}']
+    for category in dict.fromkeys(r['category'] for r in mutants):
+        part = [r for r in mutants if r['category'] == category]
+        rows.append(f'{category:<32} {len(part):>7} '
+                    f'{sum(r["at_first"] for r in part):>9} '
+                    f'{sum(r["cause_ok"] for r in part):>6}')
     rows += [
         '',
         'detected at the first iteration it can show  ' +

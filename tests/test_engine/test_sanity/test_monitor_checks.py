@@ -475,3 +475,16 @@ def test_declared_loss_terms_that_go_missing_are_named():
         'loss check at iteration 1: the loss dict lacks the terms Net '
         'declares: loss_dfl (it holds dfl, loss_cls): a term was renamed, '
         'overwritten or dropped')
+
+
+def test_odd_batches_and_undeclared_models_pass_through_quietly():
+    engine = Engine(Net(_head_sum))
+    monitor = engine.monitor
+    monitor.num_classes = 3  # as if a dataset declared classes
+    for batch in ((torch.ones(2), ), dict(inputs=torch.zeros(0),
+                                          data_samples=[]), None,
+                  dict(data_samples='not a list')):
+        monitor.on_batch(batch)
+    monitor.on_inputs((torch.ones(1), ), dict(mode='loss'))
+    engine.step(torch.zeros(0))  # an empty input tensor
+    assert not engine.kinds('error')
