@@ -69,7 +69,19 @@ def findings(work_dir: str) -> List[Dict]:
     return [e for e in events if e.get('kind') in ('error', 'warning')]
 
 
+def ensure_audio_demo_data() -> None:
+    """Write the audio base's manifest (``data/audio_demo``, the defaults
+    of tools/make_audio_demo_data.py) when a fresh clone lacks it; the
+    shapes data of the detection bases write themselves."""
+    from engine_plugins.datasets.audio.demo_data import make_audio_demo_data
+    out_dir = osp.join(REPO, 'data', 'audio_demo')
+    if not osp.isfile(osp.join(out_dir, 'train.jsonl')):
+        make_audio_demo_data(out_dir)
+
+
 def run_case(case: Case, out: str, timeout: int) -> Dict:
+    if case.task == 'audio':
+        ensure_audio_demo_data()
     folder = osp.join(out, case.name.replace('/', '__'))
     os.makedirs(folder, exist_ok=True)
     config = write_config(case, folder)
@@ -166,7 +178,7 @@ def main() -> None:
     parser.add_argument(
         '--set',
         default='main',
-        choices=('main', 'heldout', 'heldout2', 'all'),
+        choices=('main', 'heldout', 'heldout2', 'heldout3', 'all'),
         help='main: mutants written with the checks, and the clean runs; '
         'heldout: mutants written without reading the checks')
     parser.add_argument('--list', action='store_true')

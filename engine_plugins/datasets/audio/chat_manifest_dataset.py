@@ -70,7 +70,10 @@ class AudioChatDataset(Dataset):
                  tokenizer: str = 'byte',
                  repeat: int = 1) -> None:
         if not osp.isfile(manifest):
-            raise FileNotFoundError(f'manifest not found: {manifest}')
+            raise FileNotFoundError(
+                f'AudioChatDataset: manifest not found: {manifest} (set '
+                'manifest= to your JSONL file; the demo manifest is written '
+                'by python tools/make_audio_demo_data.py data/audio_demo)')
         self.manifest = manifest
         self.tokenizer = build_tokenizer(tokenizer)
         self.repeat = repeat

@@ -224,13 +224,17 @@ class SanityHook(Hook):
             events.reraise(exc, where)
         counts = getattr(wrapper, '_accumulative_counts', 1)
         max_iters = getattr(runner, 'max_iters', None)
-        if max_iters and counts > 1 and counts * 10 > max_iters:
+        if max_iters and max_iters > 1 and counts > 1 and (
+                counts * 10 > max_iters):
+            # mmengine steps every `counts` iterations and once more at the
+            # last iteration for the remainder.
+            steps = -(-max_iters // counts)
             message = (
                 f'{where}optim_wrapper.accumulative_counts={counts} '
                 f'accumulates that many iterations per optimizer step, and '
                 f'the run has {max_iters}: ' +
-                ('the optimizer never steps' if counts > max_iters else
-                 f'only {max_iters // counts} steps in all') +
+                ('the optimizer steps once, at the last iteration'
+                 if counts > max_iters else f'only {steps} steps in all') +
                 ' (accumulative_counts counts iterations (batches), not '
                 'samples)')
             if counts > max_iters:

@@ -201,5 +201,22 @@ def test_optimizer_and_accumulation_are_checked_before_training(tmp_path):
         tmp_path / 'acc', optim_wrapper=dict(accumulative_counts=256))
     with pytest.raises(NoUpdateError, match='accumulative_counts=256 '
                        'accumulates that many iterations per optimizer '
-                       'step, and the run has 8: the optimizer never steps'):
+                       'step, and the run has 8: the optimizer steps once, '
+                       'at the last iteration'):
         runner.train()
+
+
+def test_mmengine_steps_an_accumulation_remainder_at_the_last_iteration():
+    # The fact behind the accumulation message: with accumulative_counts
+    # larger than the run, the only step is the last iteration's.
+    from mmengine.optim import OptimWrapper
+    layer = torch.nn.Linear(2, 1)
+    wrapper = OptimWrapper(
+        torch.optim.SGD(layer.parameters(), lr=0.1), accumulative_counts=256)
+    wrapper.initialize_count_status(layer, 0, 3)
+    changed = []
+    for _ in range(3):
+        before = layer.weight.detach().clone()
+        wrapper.update_params(layer(torch.ones(1, 2)).sum())
+        changed.append(not torch.equal(before, layer.weight))
+    assert changed == [False, False, True]
