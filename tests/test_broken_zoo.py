@@ -1,9 +1,9 @@
 """Every seed failure, reproduced in tests/broken_zoo.py, is stopped at the
 iteration where it first happens with the diagnosis; each fixed twin
 trains."""
-import itertools
 import os.path as osp
 import re
+import uuid
 
 import pytest
 from mmengine.config import Config
@@ -17,7 +17,6 @@ from engine_plugins.engine.sanity.preflight import (BatchContractError,
                                                     TargetFormatError)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-_RUN_IDS = itertools.count()
 RUNTIME = osp.join(REPO, 'configs', '_base_', 'default_runtime.py')
 
 
@@ -27,8 +26,11 @@ def _run(tmp_path, model, dataset, iters=30, lr=0.05, amp=False,
     cfg.merge_from_dict(
         dict(
             work_dir=str(tmp_path),
-            # Runs in the same second would otherwise share a message hub.
-            experiment_name=f'zoo_{next(_RUN_IDS)}',
+            # mmengine keeps one message hub and one visualizer per
+            # experiment name in a process: a repeated name (runs in the
+            # same second, or a second import of this module under another
+            # name) sends the scalars to the earlier run's folder.
+            experiment_name=f'zoo_{uuid.uuid4().hex[:12]}',
             model=model,
             train_dataloader=dict(
                 batch_size=4,

@@ -39,8 +39,11 @@ vis_backends = [
     dict(type='LocalVisBackend'),
     dict(type='TensorboardVisBackend'),
 ]
-visualizer = dict(
-    type='Visualizer', vis_backends=vis_backends, name='visualizer')
+# No fixed `name`: mmengine keeps one visualizer per name in a process, so
+# a fixed name would send the scalars of every later run in the process
+# (hyper-parameter trials, tests) to the first run's folder. Unnamed, it
+# takes the run's experiment name.
+visualizer = dict(type='Visualizer', vis_backends=vis_backends)
 
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
 log_level = 'INFO'

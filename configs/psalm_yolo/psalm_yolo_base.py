@@ -223,5 +223,4 @@ visualizer = dict(
     vis_backends=[
         dict(type='LocalVisBackend'),
         dict(type='TensorboardVisBackend')
-    ],
-    name='visualizer')
+    ])

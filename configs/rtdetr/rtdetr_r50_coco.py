@@ -175,5 +175,4 @@ visualizer = dict(
     vis_backends=[
         dict(type='LocalVisBackend'),
         dict(type='TensorboardVisBackend')
-    ],
-    name='visualizer')
+    ])
