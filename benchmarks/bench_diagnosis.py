@@ -17,9 +17,9 @@ runs: any error or warning is a false alarm. Prints the table and::
 
 Usage::
 
-    python benchmarks/bench_diagnosis.py [--set main|heldout|all]
-        [--only yolo] [--list] [--out work_dirs/bench_diagnosis]
-        [--timeout 900]
+    python benchmarks/bench_diagnosis.py
+        [--set main|heldout|heldout2|heldout3|all] [--only yolo] [--list]
+        [--out work_dirs/bench_diagnosis] [--timeout 900]
 
 Results also go to ``<out>/results.json``. Runs one case at a time.
 """
@@ -180,7 +180,8 @@ def main() -> None:
         default='main',
         choices=('main', 'heldout', 'heldout2', 'heldout3', 'all'),
         help='main: mutants written with the checks, and the clean runs; '
-        'heldout: mutants written without reading the checks')
+        'heldout, heldout2, heldout3: mutants written without reading the '
+        'checks, each by a different author')
     parser.add_argument('--list', action='store_true')
     parser.add_argument(
         '--out', default=osp.join(REPO, 'work_dirs', 'bench_diagnosis'))

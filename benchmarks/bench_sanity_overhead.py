@@ -49,6 +49,7 @@ from mmengine.optim import OptimWrapper  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import engine_plugins  # noqa: E402,F401
+from benchmarks.bench_diagnosis import ensure_audio_demo_data  # noqa: E402
 from engine_plugins.engine import GradSanityOptimWrapper  # noqa: E402
 from engine_plugins.engine.sanity.events import SanityEvents  # noqa: E402
 from engine_plugins.engine.sanity.monitor import SanityMonitor  # noqa: E402
@@ -90,6 +91,8 @@ def resnet_task(args):
 
 
 def config_task(name: str, args):
+    if name == 'audio':
+        ensure_audio_demo_data()
     cfg = load_config(
         osp.join(REPO, BASES[name]),
         work_dir=osp.join(REPO, 'work_dirs', 'bench_overhead', name))

@@ -12,6 +12,11 @@ from .analysis import Diagnosis
 Figure = Tuple[str, bytes]
 
 
+def _sentence(text: str) -> str:
+    text = text.rstrip()
+    return text if text.endswith(('.', '!', '?')) else text + '.'
+
+
 def _sections(diag: Diagnosis,
               checkpoint: Optional[Dict[str, Any]]) -> List[Tuple[str, Any]]:
     """``(heading, body)`` pairs; a body is a string, a list of bullet
@@ -28,12 +33,14 @@ def _sections(diag: Diagnosis,
             seen = f' ({cause.count}x)' if cause.count > 1 else ''
             verdict.append(
                 f'**{rank}. {cause.title}** [{cause.cause}, {cause.severity}'
-                f'{at}{seen}]. Evidence: ' + ' / '.join(cause.evidence) +
-                f' Look at: {cause.where}. Fix: {cause.fix}.')
+                f'{at}{seen}]. Evidence: ' +
+                _sentence(' / '.join(cause.evidence)) +
+                f' Look at: {_sentence(cause.where)} Fix: '
+                f'{_sentence(cause.fix)}')
     sections.append(('Verdict', verdict))
     summary = diag.summary
     sections.append(('Run', [
-        ('iterations run', summary.get('iterations')),
+        ('iterations completed', summary.get('iterations')),
         ('stopped by', summary.get('stopped_by') or 'nothing (finished or '
          'killed from outside)'),
         ('skipped steps', summary.get('skipped_steps')),

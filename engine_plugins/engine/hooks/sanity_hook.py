@@ -19,7 +19,8 @@ from ..sanity.errors import (DeadLossError, NonFiniteWeightsError,
 from ..sanity.events import SanityEvents, jsonable
 from ..sanity.grad_report import summarize
 from ..sanity.monitor import SanityMonitor
-from ..sanity.optimizer_coverage import check_optimizer_coverage
+from ..sanity.optimizer_coverage import (check_master_weights,
+                                         check_optimizer_coverage)
 from ..sanity.preflight import check_dataset_classes, dataset_classes
 from ..sanity.probe import TrainStepProbe
 
@@ -218,10 +219,11 @@ class SanityHook(Hook):
                 check='frozen')
         # The optimizer as built must hold the model as built (init_weights
         # has run); hooks that change either are checked at iteration 1.
-        try:
-            check_optimizer_coverage(monitor.model, wrapper.optimizer)
-        except TrainingSanityError as exc:
-            events.reraise(exc, where)
+        for check in (check_optimizer_coverage, check_master_weights):
+            try:
+                check(monitor.model, wrapper.optimizer)
+            except TrainingSanityError as exc:
+                events.reraise(exc, where)
         counts = getattr(wrapper, '_accumulative_counts', 1)
         max_iters = getattr(runner, 'max_iters', None)
         if max_iters and max_iters > 1 and counts > 1 and (

@@ -87,33 +87,48 @@ class GradNorms:
         return OrderedDict((k, math.sqrt(v)) for k, v in squares.items())
 
 
-def coverage_finding(norms: GradNorms, where: str,
-                     batch_has_targets: bool = True
-                     ) -> Optional[Tuple[str, str, str]]:
-    """``(level, message, once_key)`` for parameters without gradient:
-    ``'error'`` when none has one, ``'warning'`` for parameters outside the
-    graph (``'info'`` in a batch without targets, where parts that only
-    see targets get nothing), ``'info'`` for exactly-zero gradients."""
+def coverage_finding(
+        norms: GradNorms,
+        where: str,
+        batch_has_targets: bool = True) -> Optional[Tuple[str, str, str, str]]:
+    """``(level, cause, message, once_key)`` for parameters without
+    gradient: ``'error'`` when none has one (``dead_loss`` when every
+    gradient exists and is exactly 0: the loss is flat in the weights;
+    ``no_gradient`` when the loss reaches no parameter), ``'warning'`` for
+    parameters outside the graph (``'info'`` in a batch without targets,
+    where parts that only see targets get nothing), ``'info'`` for
+    exactly-zero gradients."""
     with_grad, trainable, no_grad, zero_grad = norms.coverage()
+    if with_grad == 0 and trainable > 0 and not no_grad:
+        return ('error', 'dead_loss', f'{where}every gradient is exactly 0 '
+                f'({trainable} parameters: {summarize(zero_grad)}) although '
+                'the loss is computed from them: the loss is flat in the '
+                'weights. Between the outputs and the loss sits an operation '
+                'with a zero gradient (round, floor, sign, argmax, a '
+                'comparison, an integer cast, a clamp saturated everywhere)',
+                'dead_loss')
     if with_grad == 0 and trainable > 0:
-        return ('error', f'{where}0/{trainable} parameters have non-zero '
-                f'gradients; no grad: {summarize(no_grad + zero_grad)}. The '
-                'loss does not depend on the trainable parameters.',
-                'no_gradient')
+        return ('error', 'no_gradient', f'{where}0/{trainable} parameters '
+                f'have non-zero gradients; no grad: '
+                f'{summarize(no_grad + zero_grad)}. The loss does not depend '
+                'on the trainable parameters.', 'no_gradient')
     head = f'{where}{with_grad}/{trainable} parameters have non-zero ' \
         'gradients; '
     if no_grad and not batch_has_targets:
-        return ('info', f'{head}no grad: {summarize(no_grad)} (this batch '
+        return ('info', 'no_gradient',
+                f'{head}no grad: {summarize(no_grad)} (this batch '
                 'has no gt boxes)', f'no_grad_empty:{no_grad}')
     if no_grad:
-        return ('warning', f'{head}no grad: {summarize(no_grad)}' +
-                (f'; zero grad: {summarize(zero_grad)}' if zero_grad else '')
-                + ' (parameters outside the graph: unused modules, or a '
+        return ('warning', 'no_gradient',
+                f'{head}no grad: {summarize(no_grad)}' +
+                (f'; zero grad: {summarize(zero_grad)}' if zero_grad else '') +
+                ' (parameters outside the graph: unused modules, or a '
                 'branch the forward pass skips)', f'no_grad:{no_grad}')
     if zero_grad:
         # In the graph but nothing flowed: normal for parts without
         # targets in this batch or behind a zero-initialised layer.
-        return ('info', f'{head}zero grad: {summarize(zero_grad)} (in the '
+        return ('info', 'no_gradient',
+                f'{head}zero grad: {summarize(zero_grad)} (in the '
                 'graph, but nothing flowed back this step: e.g. a detection '
                 'level without positives, or LoRA A while B is still zero)',
                 f'zero_grad:{zero_grad}')

@@ -29,15 +29,15 @@ from . import health
 from .divergence import describe_lr
 from .errors import (BatchContractError, DeadLossError, DivergenceError,
                      HealthStatError, LossDictError, LossRangeError,
-                     NoGradientError, NoUpdateError, PrecisionError,
-                     TrainingSanityError)
+                     NoGradientError, NoUpdateError, TrainingSanityError)
 from .events import SanityEvents
 from .grad_report import (DEFAULT_GROUPS, GradNorms, coverage_finding,
                           format_norms, group_of, module_norms, summarize)
 from .input_stats import check_input_statistics
 from .loss_terms import (check_loss_dict, dead_loss_findings, has_graph,
                          term_values)
-from .optimizer_coverage import (check_optimizer_coverage, optimizer_params,
+from .optimizer_coverage import (check_master_weights,
+                                 check_optimizer_coverage, optimizer_params,
                                  trainable_signature)
 from .preflight import (check_batch_contract, check_detection_targets,
                         check_loss_start, check_value_ranges)
@@ -374,7 +374,7 @@ class SanityMonitor:
     def _refresh_params(self) -> None:
         """At the first step and whenever the trainable set changes: the
         optimizer holds exactly the model's trainable parameters, and they
-        are not float16."""
+        are not half precision."""
         if self._params_dirty:
             self._model_params = list(self.model.parameters())
             self._params_dirty = False
@@ -394,20 +394,8 @@ class SanityMonitor:
             [groups.index(group_of(n, self.groups)) for n in self._names],
             dtype=np.int64)
         self.watch.reset_weights()
-        half = [
-            n for n, p in zip(self._names, self._trainable)
-            if p.dtype == torch.float16
-        ]
-        if half:
-            self.events.error(
-                PrecisionError,
-                f'optimizer check, iteration {self.iteration}: '
-                f'{len(half)} trainable parameters are float16 '
-                f'({summarize(half)}): the optimizer steps in half '
-                'precision (Adam\'s eps underflows, small updates round to '
-                'nothing). Keep the weights in float32 and train with AMP '
-                '(AmpGradSanityOptimWrapper, or --amp)',
-                check='precision')
+        self._run('optimizer check', check_master_weights, self.model,
+                  self.optimizer)
 
     def _fetch(self, loss: torch.Tensor, scaler: Any = None) -> Dict[str, Any]:
         """The step's values, with one device-to-host transfer: loss,
@@ -583,20 +571,21 @@ class SanityMonitor:
         if self._before is None:
             return
         before, self._before = self._before, None
-        updates = relative_updates(self._names, self._trainable, before,
-                                   self.groups)
+        updates, cosine = relative_updates(self._names, self._trainable,
+                                           before, self.groups)
         self.events.record(
             'update',
             ratios={
                 g: (d / w if w > 0 else 0.0)
                 for g, (d, w) in updates.items()
             },
-            lr=[g['lr'] for g in self.optimizer.param_groups][:8])
+            lr=[g['lr'] for g in self.optimizer.param_groups][:8],
+            cosine=cosine)
         if any(d > 0 for d, _ in updates.values()):
             self.watch.moved()
         found = update_finding(updates, self.optimizer,
                                self.max_update_ratio, self._zero_update,
-                               self.schedulers)
+                               self.schedulers, cosine)
         self._zero_update = bool(found and found[0] == 'no_update')
         if not found or not found[2]:
             return
@@ -618,11 +607,14 @@ class SanityMonitor:
                                  self._batch_gts != 0)
         if found is None:
             return
-        level, message, once = found
+        level, cause, message, once = found
         if level == 'error' and self.strict:
-            self.events.error(NoGradientError, message, check='coverage')
+            self.events.error(
+                DeadLossError if cause == 'dead_loss' else NoGradientError,
+                message,
+                check='coverage')
         report = self.events.info if level == 'info' else self.events.warning
-        report('no_gradient', message, check='coverage', once=once)
+        report(cause, message, check='coverage', once=once)
 
     def _check_health(self, values: Mapping[str, float],
                       counts: Mapping[str, float]) -> None:

@@ -10,7 +10,7 @@ from typing import Iterable, List, Optional
 import torch
 import torch.nn as nn
 
-from .errors import OptimizerCoverageError
+from .errors import OptimizerCoverageError, PrecisionError
 from .grad_report import summarize
 
 
@@ -98,6 +98,36 @@ def check_optimizer_coverage(model: nn.Module,
                 f'not in the model (shapes {shapes}): modules removed or '
                 'replaced after the optimizer was built')
     raise OptimizerCoverageError('; '.join(parts))
+
+
+def check_master_weights(model: nn.Module,
+                         optimizer: torch.optim.Optimizer) -> None:
+    """Raise :class:`PrecisionError` when the optimizer would update
+    trainable weights held in float16 or bfloat16.
+
+    Mixed precision keeps float32 master weights and runs the forward in
+    half precision; an optimizer stepping half-precision weights loses
+    every update below the weight's rounding step (1/1024 of the weight in
+    float16, 1/128 in bfloat16), and Adam's eps underflows in float16.
+    """
+    names = {id(p): n for n, p in model.named_parameters()}
+    half = {}
+    for p in optimizer_params(optimizer):
+        if p.requires_grad and p.dtype in (torch.float16, torch.bfloat16):
+            half.setdefault(str(p.dtype).replace('torch.', ''),
+                            []).append(names.get(id(p), '?'))
+    if not half:
+        return
+    count = sum(len(v) for v in half.values())
+    dtypes = ' and '.join(half)
+    raise PrecisionError(
+        f'{count} trainable parameters are {dtypes} '
+        f'({summarize([n for v in half.values() for n in v])}): the '
+        'optimizer would update half-precision weights, where an update '
+        'below the weight\'s rounding step (1/1024 of it in float16, 1/128 '
+        'in bfloat16) is lost and Adam\'s eps underflows. Keep the weights '
+        'in float32 (no model.half() / .to(bfloat16)) and train with AMP '
+        '(AmpGradSanityOptimWrapper, or --amp)')
 
 
 def trainable_signature(params: List[nn.Parameter]) -> tuple:

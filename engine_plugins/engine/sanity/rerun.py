@@ -192,7 +192,8 @@ def input_scale(batch: Any) -> Optional[str]:
     if not tensors:
         return None
     x = torch.cat([t.detach().float().flatten() for t in tensors])
-    mean_abs, std = float(x.abs().mean()), float(x.std())
+    mean_abs = float(x.abs().mean())
+    std = float(x.std()) if x.numel() > 1 else 0.0
     if max(mean_abs, std) <= 100:
         return None
     return (f'the float inputs are far from unit scale (mean |x| '

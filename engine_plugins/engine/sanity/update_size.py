@@ -22,24 +22,45 @@ def snapshot(params: Sequence[torch.Tensor]) -> List[torch.Tensor]:
 
 
 def relative_updates(
-        names: Sequence[str], params: Sequence[torch.Tensor],
-        before: Sequence[torch.Tensor],
-        groups: Mapping[str, Sequence[str]]) -> Dict[str, Tuple[float, float]]:
-    """``group -> (||dw||, ||w||)`` of one step; one host sync."""
+    names: Sequence[str], params: Sequence[torch.Tensor],
+    before: Sequence[torch.Tensor], groups: Mapping[str, Sequence[str]]
+) -> Tuple[Dict[str, Tuple[float, float]], Optional[float]]:
+    """``group -> (||dw||, ||w||)`` of one step, and the cosine between the
+    step and the gradient it was taken from (None without gradients);
+    one host sync. Call it before ``zero_grad``."""
     if not params:
-        return OrderedDict()
+        return OrderedDict(), None
     after = [p.detach() for p in params]
     deltas = torch._foreach_sub(after, list(before))
+    pairs = [(p.grad.detach(), d) for p, d in zip(params, deltas)
+             if p.grad is not None]
+    direction = []
+    if pairs:
+        # The step's component along the gradient: a descent step has a
+        # negative inner product with it (SGD, momentum, Adam's sign-like
+        # first step alike).
+        direction = [
+            sum((g.float() * d.float()).sum() for g, d in pairs),
+            torch.stack(torch._foreach_norm([g for g, _ in pairs])).norm(),
+            torch.stack(torch._foreach_norm([d for _, d in pairs])).norm()
+        ]
     norms = torch.stack(
-        torch._foreach_norm(deltas) +
-        torch._foreach_norm(list(before))).float().tolist()
+        list(torch._foreach_norm(deltas)) +
+        list(torch._foreach_norm(list(before))) +
+        [t.float().reshape(()) for t in direction]).float().tolist()
     n = len(params)
     squares: Dict[str, List[float]] = OrderedDict()
-    for name, d, w in zip(names, norms[:n], norms[n:]):
+    for name, d, w in zip(names, norms[:n], norms[n:2 * n]):
         acc = squares.setdefault(group_of(name, groups), [0.0, 0.0])
         acc[0] += d * d
         acc[1] += w * w
-    return OrderedDict((k, (d**0.5, w**0.5)) for k, (d, w) in squares.items())
+    cosine = None
+    if direction:
+        dot, gnorm, dnorm = norms[2 * n:]
+        if gnorm > 0 and dnorm > 0:
+            cosine = dot / (gnorm * dnorm)
+    return OrderedDict(
+        (k, (d**0.5, w**0.5)) for k, (d, w) in squares.items()), cosine
 
 
 def lr_scale(optimizer: torch.optim.Optimizer) -> Optional[float]:
@@ -97,8 +118,9 @@ def update_finding(updates: Mapping[str, Tuple[float, float]],
                    optimizer: torch.optim.Optimizer,
                    max_ratio: float,
                    zero_before: bool,
-                   schedulers: Sequence[Any] = ()
-                   ) -> Optional[Tuple[str, str, bool]]:
+                   schedulers: Sequence[Any] = (),
+                   cosine: Optional[float] = None,
+                   max_cosine: float = 0.3) -> Optional[Tuple[str, str, bool]]:
     """What one step's update sizes say: ``(cause, message, certain)``, or
     None when the step looks healthy.
 
@@ -106,7 +128,9 @@ def update_finding(updates: Mapping[str, Tuple[float, float]],
     scheduler at 0 on the first such step, which a warm-up from 0 can
     explain: ``zero_before`` says the previous step was zero too); lr 0 on
     99% of the trainable weights is a freeze by lr; an update far above
-    ``max_ratio`` (extrapolated to the base lr) predicts divergence.
+    ``max_ratio`` (extrapolated to the base lr) predicts divergence, and
+    so does a step along the gradient (``cosine`` above ``max_cosine``:
+    weight decay alone cannot turn a descent step that far).
     """
     if all(d == 0 for d, _ in updates.values()):
         reason, certain = zero_update_cause(optimizer)
@@ -119,6 +143,12 @@ def update_finding(updates: Mapping[str, Tuple[float, float]],
                 f'key that matches every parameter); only {summarize(moving)}'
                 ' still learn. To freeze parameters set requires_grad=False '
                 '(frozen_stages); otherwise fix the lr_mult', True)
+    if cosine is not None and cosine > max_cosine:
+        return ('divergence', 'the optimizer step moved the weights up the '
+                f'gradient (cosine(dw, grad) = {cosine:+.2f}; a descent step '
+                'is negative): every step climbs the loss. A negative lr or '
+                'lr_mult, maximize=True, or an optimizer that adds its '
+                'update instead of subtracting it', True)
     ratios = {g: (d / w if w > 0 else 0.0) for g, (d, w) in updates.items()}
     scale = lr_scale(optimizer) or 1.0
     group, ratio = max(ratios.items(), key=lambda kv: kv[1])

@@ -116,6 +116,22 @@ def test_zero_coverage_reports_modules():
         'backbone.* (all), head.* (all)')
 
 
+def test_a_loss_flat_in_every_weight_is_a_dead_loss():
+    # round() has a zero derivative: the loss has a graph, a value, and an
+    # exactly-zero gradient for every weight.
+    def rounded(model, inputs):
+        feats = model.backbone(torch.ones(1, 3))
+        out = model.head(torch.cat([feats, feats], 1))
+        return dict(loss=((torch.round(out * 2) / 2 - 0.3)**2).sum())
+
+    with pytest.raises(DeadLossError) as err:
+        Engine(Net(rounded)).step()
+    assert str(err.value).startswith(
+        'iteration 1: every gradient is exactly 0 (2 parameters: '
+        'backbone.* (all), head.* (all)) although the loss is computed from '
+        'them: the loss is flat in the weights.')
+
+
 def test_partial_coverage_warns_zero_grad_informs_frozen_is_silent():
     engine = Engine(Net(_head_sum))
     engine.step()
@@ -352,6 +368,41 @@ def test_replaced_parameter_and_a_later_unfreeze_are_caught_when_they_happen():
         torch.testing.assert_close(p.detach(), b)
 
 
+@pytest.mark.parametrize('make', [
+    lambda p: torch.optim.SGD(p, lr=0.1, maximize=True),
+    lambda p: torch.optim.Adam(p, lr=0.01, maximize=True),
+])
+def test_a_step_up_the_gradient_predicts_divergence(make):
+    model = Net(_head_sum)
+    engine = Engine(model, optimizer=make(model.parameters()), update_iters=1)
+    with pytest.raises(DivergenceError) as err:
+        engine.step()
+    # head.weight's gradient is all ones; SGD and Adam's first step both
+    # move it by +lr per entry: exactly along the gradient.
+    assert str(err.value).startswith(
+        'update check at iteration 1: the optimizer step moved the weights '
+        'up the gradient (cosine(dw, grad) = +1.00; a descent step is '
+        'negative)')
+
+
+@pytest.mark.parametrize('make', [
+    lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=5e-4),
+    lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.05),
+])
+def test_descent_steps_with_weight_decay_pass(make):
+    def both(model, inputs):
+        feats = model.backbone(torch.ones(1, 3))
+        return dict(loss=model.head(torch.cat([feats, feats], 1)).sum())
+
+    model = Net(both)
+    engine = Engine(model, optimizer=make(model.parameters()), update_iters=3)
+    for _ in range(3):
+        engine.step()
+    cosines = [e['cosine'] for e in engine.kinds('update')]
+    assert len(cosines) == 3 and all(c < -0.5 for c in cosines)
+    assert not engine.kinds('error') and not engine.kinds('warning')
+
+
 def test_findings_are_recorded_with_iteration_and_cause():
     engine = Engine(Net(_head_sum), lr=0.0, update_iters=1)
     with pytest.raises(NoUpdateError):
@@ -425,13 +476,20 @@ def test_gradients_that_vanish_mid_run_warn():
         'iteration 2: every gradient is exactly 0 now, and was not before')
 
 
-def test_float16_trainable_parameters_are_refused():
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_half_precision_trainable_parameters_are_refused(dtype):
     from engine_plugins.engine.sanity.errors import PrecisionError
     model = Net(lambda m, x: dict(loss=m.head.weight.float().sum()))
-    model.head.half()
-    with pytest.raises(PrecisionError, match='1 trainable parameters are '
-                       r'float16 \(head.weight\)'):
+    model.head.to(dtype)
+    name = str(dtype).replace('torch.', '')
+    with pytest.raises(PrecisionError, match='optimizer check, iteration 1: '
+                       f'1 trainable parameters are {name} '
+                       r'\(head.weight\): the optimizer would update'):
         Engine(model).step()
+    # Frozen half-precision weights (a quantized base model) are fine.
+    model.head.requires_grad_(False)
+    model.loss_fn = lambda m, x: dict(loss=m.backbone(torch.ones(1, 3)).sum())
+    Engine(model).step()
 
 
 def test_a_term_at_0_with_declared_targets_names_its_weight_at_once():
