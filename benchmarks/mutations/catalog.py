@@ -142,8 +142,9 @@ def all_cases(which: str = 'main') -> List[Case]:
     from . import catalog_tasks
     from .heldout import cases as heldout
     from .heldout2 import cases as heldout2
+    from .heldout3 import cases as heldout3
     sets = dict(main=catalog_tasks.cases, heldout=heldout.cases,
-                heldout2=heldout2.cases)
+                heldout2=heldout2.cases, heldout3=heldout3.cases)
     if which == 'all':
         return [case for make in sets.values() for case in make()]
     return sets[which]()
