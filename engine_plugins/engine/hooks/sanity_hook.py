@@ -256,7 +256,8 @@ class SanityHook(Hook):
                 except TrainingSanityError as exc:
                     events.reraise(exc, where)
         if self.audit is not None and num_classes:
-            audit_dataset(dataset, num_classes, events, **self.audit)
+            monitor.boxed_fraction = audit_dataset(dataset, num_classes,
+                                                   events, **self.audit)
 
     def record_escaped(self, exc: TrainingSanityError) -> None:
         """Record a sanity error that a model or loss raised by itself

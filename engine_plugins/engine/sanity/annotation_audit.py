@@ -92,6 +92,8 @@ class _Collected:
         self.where: List[str] = []
         self.ignored = 0
         self.images: List[Tuple[str, Tuple[float, float]]] = []
+        self.seen = 0
+        self.with_boxes = 0  # images with at least one box not ignored
 
     def arrays(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         return (np.asarray(self.boxes, np.float64).reshape(-1, 4),
@@ -118,6 +120,8 @@ def _collect(dataset: Any, max_images: int) -> Optional[_Collected]:
         if info.get('img_path'):
             out.images.append(
                 (info['img_path'], (info['width'], info['height'])))
+        out.seen += 1
+        out.with_boxes += any(not i.get('ignore_flag', 0) for i in instances)
         for j, inst in enumerate(instances):
             if inst.get('ignore_flag', 0):
                 out.ignored += 1
@@ -232,7 +236,7 @@ def audit_dataset(dataset: Any,
                   num_classes: int,
                   events: SanityEvents,
                   max_invalid: float = 0.01,
-                  max_images: Optional[int] = 50000) -> None:
+                  max_images: Optional[int] = 50000) -> Optional[float]:
     """Audit each detection dataset behind ``dataset``.
 
     Stops the run (:class:`TargetFormatError`) when at least
@@ -245,13 +249,21 @@ def audit_dataset(dataset: Any,
         events: Where findings go.
         max_invalid: Fraction of invalid boxes that stops the run.
         max_images: Audit at most this many images (evenly spaced).
+
+    Returns:
+        The fraction of audited images with at least one box that is not
+        ignored, as annotated (None if no dataset could be read).
     """
+    images = with_boxes = 0
     for base in _base_datasets(dataset):
         collected = _collect(base, max_images)
         if collected is None:
             continue
         name = getattr(base, 'ann_file', None) or type(base).__name__
         _audit_one(base, name, collected, num_classes, events, max_invalid)
+        images += collected.seen
+        with_boxes += collected.with_boxes
+    return with_boxes / images if images else None
 
 
 def _audit_one(base: Any, name: str, collected: _Collected, num_classes: int,

@@ -139,6 +139,10 @@ class SanityMonitor:
         self._losses: Optional[Dict[str, Any]] = None
         self._health_counts: Dict[str, torch.Tensor] = {}
         self._gt_boxes = 0
+        # Fraction of training images with a box as annotated (the
+        # annotation audit sets it): a batch without any box after the
+        # pipeline is then improbable.
+        self.boxed_fraction: Optional[float] = None
         self._batch_gts: Optional[int] = None
         self._signature: Optional[tuple] = None
         self._params_dirty = True
@@ -241,6 +245,8 @@ class SanityMonitor:
         self._batch_gts = sum(
             len(getattr(s, 'gt_instances', ())) for s in samples)
         if self.strict:
+            if not self._batch_gts:
+                self._check_boxes_lost(samples)
             self._gt_boxes += self._batch_gts
             if self.iteration == self.strict_iters and not self._gt_boxes:
                 self.events.error(
@@ -252,6 +258,34 @@ class SanityMonitor:
                     'detector would learn that nothing is ever there',
                     cause='label_mask',
                     check='batch')
+
+    def _check_boxes_lost(self, samples: Sequence[Any]) -> None:
+        """A batch without a gt box is an error now when its boxes were
+        all marked ignored, or when the annotations make a batch of three or
+        more images without boxes improbable (below 1e-3 for images drawn
+        independently)."""
+        ignored = sum(
+            len(getattr(s, 'ignored_instances', ())) for s in samples)
+        where = f'data check, iteration {self.iteration}: '
+        if ignored:
+            message = (
+                f'{where}no image of the batch has a gt box, and '
+                f'{ignored} boxes are in ignored_instances: every box was '
+                'marked ignored (gt_ignore_flags set by a transform or '
+                'iscrowd in the annotations; an inverted ignore condition '
+                'ignores every object)')
+        elif (self.boxed_fraction is not None and len(samples) >= 3
+              and (1 - self.boxed_fraction)**len(samples) < 1e-3):
+            message = (
+                f'{where}none of the {len(samples)} images of the batch has '
+                f'a gt box after the pipeline, while '
+                f'{self.boxed_fraction:.0%} of the training images have one '
+                'as annotated: a pipeline step removed them (a filter or '
+                'ignore condition, a crop, boxes dropped by a transform)')
+        else:
+            return
+        self.events.error(
+            BatchContractError, message, cause='label_mask', check='batch')
 
     def on_inputs(self, args: tuple, kwargs: Dict[str, Any]) -> None:
         """What reaches ``forward(mode='loss')``."""

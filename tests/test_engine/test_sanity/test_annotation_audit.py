@@ -17,13 +17,18 @@ CLASSES = ('a', 'b', 'c')
 CORNERS = [[10, 10, 40, 30], [50, 20, 90, 70], [60, 2, 95, 15]]
 
 
-def _coco(tmp_path, convert, cat_offset=1, name='ann.json', serialize=True):
+def _coco(tmp_path,
+          convert,
+          cat_offset=1,
+          name='ann.json',
+          serialize=True,
+          annotated=range(4)):
     images = [
         dict(id=i, file_name=f'{i}.jpg', width=100, height=80)
         for i in range(4)
     ]
     anns = []
-    for i in range(4):
+    for i in annotated:
         for j, box in enumerate(CORNERS):
             anns.append(
                 dict(
@@ -60,6 +65,11 @@ def _audit(dataset, **kwargs):
 def test_clean_coco_file_passes_silently(tmp_path):
     events = _audit(FirstSamplesDataset(_coco(tmp_path, xywh), 4))
     assert events.events == []
+
+
+def test_the_audit_returns_the_fraction_of_images_with_boxes(tmp_path):
+    dataset = _coco(tmp_path, xywh, annotated=[0, 2, 3])
+    assert audit_dataset(dataset, 3, SanityEvents()) == 0.75
 
 
 def test_corner_boxes_in_a_coco_file_are_named_as_xyxy(tmp_path):

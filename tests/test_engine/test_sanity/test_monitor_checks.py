@@ -546,3 +546,58 @@ def test_odd_batches_and_undeclared_models_pass_through_quietly():
     monitor.on_inputs((torch.ones(1), ), dict(mode='loss'))
     engine.step(torch.zeros(0))  # an empty input tensor
     assert not engine.kinds('error')
+
+
+# -- boxes that never reach the model -----------------------------------------
+def _det_batch(num_images, ignored=0):
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    samples = []
+    for i in range(num_images):
+        sample = DetDataSample(
+            metainfo=dict(img_shape=(32, 32), img_path=f'{i}.png'))
+        sample.gt_instances = InstanceData(
+            bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))
+        sample.ignored_instances = InstanceData(
+            bboxes=torch.tensor([[2.0, 2.0, 20.0, 20.0]] * ignored),
+            labels=torch.zeros(ignored, dtype=torch.long))
+        samples.append(sample)
+    return dict(inputs=[torch.zeros(3, 32, 32)] * num_images,
+                data_samples=samples)
+
+
+def _batch_monitor(boxed_fraction):
+    engine = Engine(Net(_head_sum), strict_iters=3, num_classes=3)
+    engine.monitor.boxed_fraction = boxed_fraction
+    engine.monitor.start_iter(1)
+    return engine.monitor
+
+
+def test_a_batch_whose_boxes_were_all_ignored_stops_at_once():
+    from engine_plugins.engine.sanity.preflight import BatchContractError
+    with pytest.raises(BatchContractError) as err:
+        _batch_monitor(None).on_batch(_det_batch(2, ignored=1))
+    assert str(err.value) == (
+        'data check, iteration 1: no image of the batch has a gt box, and 2 '
+        'boxes are in ignored_instances: every box was marked ignored '
+        '(gt_ignore_flags set by a transform or iscrowd in the annotations; '
+        'an inverted ignore condition ignores every object)')
+
+
+@pytest.mark.parametrize('fraction, images, stops', [
+    (0.9, 4, True),    # 0.1**4 = 1e-4: improbable
+    (0.9, 2, False),   # too few images to tell
+    (0.5, 8, False),   # 0.5**8 = 4e-3: it happens
+    (None, 8, False),  # nothing annotated is known
+])
+def test_a_batch_without_boxes_stops_when_the_annotations_make_it_improbable(
+        fraction, images, stops):
+    from engine_plugins.engine.sanity.preflight import BatchContractError
+    monitor = _batch_monitor(fraction)
+    if not stops:
+        monitor.on_batch(_det_batch(images))
+        return
+    with pytest.raises(BatchContractError, match=f'none of the {images} '
+                       'images of the batch has a gt box after the pipeline, '
+                       'while 90% of the training images have one'):
+        monitor.on_batch(_det_batch(images))
