@@ -13,11 +13,10 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.optim.scheduler.lr_scheduler import LRSchedulerMixin
 from mmengine.optim.scheduler.param_scheduler import _ParamScheduler
-from tests.toy_task import ToyRegressor
 from torch.optim import Optimizer
 
-from engine_plugins.registry import (HOOKS, MODELS, OPTIMIZERS,
-                                     PARAM_SCHEDULERS)
+from engine_plugins.registry import HOOKS, MODELS, OPTIMIZERS, PARAM_SCHEDULERS
+from tests.toy_task import ToyRegressor
 
 
 @MODELS.register_module()

@@ -97,6 +97,11 @@ def term_values(losses: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
     a list is the sum of its means). Device ops only, no sync."""
     out = {}
     for key, value in losses.items():
+        if isinstance(value, torch.Tensor) and value.dim() == 0 \
+                and value.dtype == torch.float32:
+            # The usual case, without the ops of the general one.
+            out[key] = value.detach()
+            continue
         tensors = [v for v in _tensors(value) if isinstance(v, torch.Tensor)]
         if tensors:
             out[key] = sum(t.detach().float().mean() for t in tensors)

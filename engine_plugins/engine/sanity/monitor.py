@@ -427,6 +427,8 @@ class SanityMonitor:
         self._group_index = np.array(
             [groups.index(group_of(n, self.groups)) for n in self._names],
             dtype=np.int64)
+        self._group_used = np.bincount(
+            self._group_index, minlength=len(groups)) > 0
         self.watch.reset_weights()
         self._run('optimizer check', check_master_weights, self.model,
                   self.optimizer)
@@ -434,8 +436,8 @@ class SanityMonitor:
     def _fetch(self, loss: torch.Tensor, scaler: Any = None) -> Dict[str, Any]:
         """The step's values, with one device-to-host transfer: loss,
         terms, health counts, total and per-parameter gradient norms,
-        per-parameter weight norms (and, under DDP, whether any rank's
-        loss is non-finite)."""
+        per-parameter weight norms on checked iterations (and, under DDP,
+        whether any rank's loss is non-finite)."""
         grads = [(i, p.grad) for i, p in enumerate(self._trainable)
                  if p.grad is not None]
         terms = term_values(self._losses or {})
@@ -457,7 +459,11 @@ class SanityMonitor:
         scale = getattr(scaler, '_scale', None)
         if isinstance(scale, torch.Tensor):
             pieces.append(scale.detach().float().reshape(1).to(device))
-        if self._trainable:
+        # Weight norms (gradient flow records, the restored-weights check)
+        # only on checked iterations: a second pass over every weight on
+        # every step would cost as much as the gradient norms.
+        with_weights = bool(self._trainable) and self.checked
+        if with_weights:
             pieces.append(
                 torch.stack(
                     torch._foreach_norm([p.detach() for p in self._trainable
@@ -471,8 +477,10 @@ class SanityMonitor:
             pieces.append(flag)
         host = torch.cat(pieces).tolist()
         other_rank = distributed and host.pop() > 0
-        weights = host[len(host) - len(self._trainable):]
-        host = host[:len(host) - len(self._trainable)]
+        weights = None
+        if with_weights:
+            weights = host[len(host) - len(self._trainable):]
+            host = host[:len(host) - len(self._trainable)]
         scale = host.pop() if isinstance(scale, torch.Tensor) else None
         values = dict(zip(keys, host[1:1 + len(keys)]))
         at = 1 + len(keys)
@@ -508,16 +516,15 @@ class SanityMonitor:
     def _step_record(self, step: Dict[str, Any]) -> Dict[str, Any]:
         """The per-step record: loss, gradient norm (total and per group),
         learning rate, loss scale and health statistics."""
-        norms = np.nan_to_num(
-            np.array([v if v is not None else 0.0 for v in step['norms'].norms
-                      ], dtype=np.float64),
-            nan=np.inf)
+        norms = np.array([v if v is not None else 0.0
+                          for v in step['norms'].norms], dtype=np.float64)
+        if not math.isfinite(step['total']):
+            norms = np.nan_to_num(norms, nan=np.inf)
         squares = np.bincount(
             self._group_index,
             weights=norms**2,
             minlength=len(self._group_names))
-        used = np.bincount(self._group_index, minlength=len(
-            self._group_names)) > 0
+        used = self._group_used
         return dict(
             iter=self.iteration,
             loss=step['loss'],

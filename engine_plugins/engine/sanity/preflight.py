@@ -74,6 +74,12 @@ def check_value_ranges(data: Mapping[str, Any],
             continue
         low, high = spec[0], spec[1]
         ignore = spec[2] if len(spec) > 2 else None
+        # Fast path on every batch: the extremes, ignore entries read as low.
+        kept = value if ignore is None else torch.where(
+            value == ignore, low, value)
+        least, most = torch.aminmax(kept)
+        if int(least) >= low and int(most) < high:
+            continue
         bad = (value < low) | (value >= high)
         if ignore is not None:
             bad &= value != ignore

@@ -44,10 +44,11 @@ class RunWatch:
         self._init_weights, self._moved = None, False
 
     def step(self, iteration: int, loss: float, grad_norm: float,
-             weights: List[float], optimizer: Any, schedulers: Sequence[Any],
+             weights: Optional[List[float]], optimizer: Any,
+             schedulers: Sequence[Any],
              max_iters: Optional[int], batch: Any) -> None:
         """An applied step with finite values (``weights``: per-parameter
-        norms before the step)."""
+        norms before the step, on checked iterations; None otherwise)."""
         diverging = self.divergence.update(iteration, loss, grad_norm)
         if diverging:
             lr = describe_lr(optimizer, schedulers)
@@ -80,7 +81,8 @@ class RunWatch:
                 check='lr',
                 once='lr_growth')
         self._gradients(iteration, grad_norm)
-        self._weights(iteration, weights)
+        if weights is not None:
+            self._weights(iteration, weights)
         self._applied += 1
 
     def _gradients(self, iteration: int, grad_norm: float) -> None:
