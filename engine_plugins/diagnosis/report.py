@@ -155,6 +155,7 @@ def write_html(path: str, title: str, diag: Diagnosis,
                      f'{html.escape(caption)}" src="data:image/png;base64,'
                      f'{data}">')
     parts.append('</body></html>')
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     with open(path, 'w', encoding='utf-8') as f:
         f.write(''.join(parts))
     return path

@@ -13,7 +13,6 @@ def test_a_finished_run_and_its_checkpoint(tmp_path, capsys):
     _train(tmp_path)  # 8 iterations, checkpoints at 4 and 8
     capsys.readouterr()  # the training log
     out = tmp_path / 'report' / 'r.html'
-    out.parent.mkdir()
     assert diagnose_tool.main([
         str(tmp_path), '--checkpoint',
         str(tmp_path / 'iter_8.pth'), '--out',
