@@ -51,6 +51,15 @@ _ERRORS = dict(
     no_update=NoUpdateError, frozen=NoUpdateError, divergence=DivergenceError)
 
 
+def _leading_entries(param: torch.Tensor, count: int = 16) -> torch.Tensor:
+    """A view of the first ``count`` entries of ``param``'s first row
+    (a view whatever the memory layout, so it follows in-place updates)."""
+    value = param.detach()
+    if value.dim() == 0 or value.numel() == 0:
+        return value.reshape(-1)
+    return value[(0, ) * (value.dim() - 1)][:count]
+
+
 class SanityMonitor:
     """The checks of one training run.
 
@@ -147,6 +156,7 @@ class SanityMonitor:
         self._signature: Optional[tuple] = None
         self._params_dirty = True
         self._model_params: List[nn.Parameter] = []
+        self._fingerprints: List[torch.Tensor] = []
         self._before: Optional[List[torch.Tensor]] = None
         self._zero_update = False
 
@@ -430,6 +440,7 @@ class SanityMonitor:
         self._group_used = np.bincount(
             self._group_index, minlength=len(groups)) > 0
         self.watch.reset_weights()
+        self._fingerprints = [_leading_entries(p) for p in self._trainable]
         self._run('optimizer check', check_master_weights, self.model,
                   self.optimizer)
 
@@ -459,15 +470,21 @@ class SanityMonitor:
         scale = getattr(scaler, '_scale', None)
         if isinstance(scale, torch.Tensor):
             pieces.append(scale.detach().float().reshape(1).to(device))
-        # Weight norms (gradient flow records, the restored-weights check)
-        # only on checked iterations: a second pass over every weight on
-        # every step would cost as much as the gradient norms.
+        # Weight norms (gradient flow records) only on checked iterations:
+        # a pass over every weight on every step would cost as much as the
+        # gradient norms. The restored-weights check reads a fingerprint of
+        # every tensor on every step instead: the norm of a few leading
+        # entries (views, so always current).
         with_weights = bool(self._trainable) and self.checked
         if with_weights:
             pieces.append(
                 torch.stack(
                     torch._foreach_norm([p.detach() for p in self._trainable
                                          ])).float().to(device))
+        if self._fingerprints:
+            pieces.append(
+                torch.stack(torch._foreach_norm(
+                    self._fingerprints)).float().to(device))
         distributed = self.ddp is not None and get_world_size() > 1
         if distributed:
             # Gradients are all-reduced, losses are not: every rank must
@@ -477,6 +494,8 @@ class SanityMonitor:
             pieces.append(flag)
         host = torch.cat(pieces).tolist()
         other_rank = distributed and host.pop() > 0
+        fingerprint = host[len(host) - len(self._fingerprints):]
+        host = host[:len(host) - len(self._fingerprints)]
         weights = None
         if with_weights:
             weights = host[len(host) - len(self._trainable):]
@@ -497,6 +516,7 @@ class SanityMonitor:
             total=host[at],
             norms=GradNorms(self._names, per_param),
             weights=weights,
+            fingerprint=fingerprint,
             scale=scale,
             other_rank=other_rank)
 
@@ -577,7 +597,8 @@ class SanityMonitor:
                 return True  # a loss-scale overflow: GradScaler skips
             return self.guard.nonfinite_grads(
                 norms=step['norms'], **self._evidence(step))
-        self.watch.step(self.iteration, step['loss'], total, step['weights'],
+        self.watch.step(self.iteration, step['loss'], total,
+                        step['fingerprint'],
                         self.optimizer, self.schedulers, self.max_iters,
                         self._batch)
         if self.checked:

@@ -47,8 +47,9 @@ class RunWatch:
              weights: Optional[List[float]], optimizer: Any,
              schedulers: Sequence[Any],
              max_iters: Optional[int], batch: Any) -> None:
-        """An applied step with finite values (``weights``: per-parameter
-        norms before the step, on checked iterations; None otherwise)."""
+        """An applied step with finite values (``weights``: a fingerprint
+        of the weights before the step, one value per tensor; None skips
+        the restored-weights check)."""
         diverging = self.divergence.update(iteration, loss, grad_norm)
         if diverging:
             lr = describe_lr(optimizer, schedulers)
