@@ -105,7 +105,8 @@ def coverage_finding(
                 'the loss is computed from them: the loss is flat in the '
                 'weights. Between the outputs and the loss sits an operation '
                 'with a zero gradient (round, floor, sign, argmax, a '
-                'comparison, an integer cast, a clamp saturated everywhere)',
+                'comparison, an integer cast, a clamp saturated everywhere, '
+                'a multiplication by 0: dropout with p=1, an all-zero mask)',
                 'dead_loss')
     if with_grad == 0 and trainable > 0:
         return ('error', 'no_gradient', f'{where}0/{trainable} parameters '

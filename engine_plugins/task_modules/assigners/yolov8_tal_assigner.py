@@ -25,6 +25,15 @@ POS_PER_GT = HealthStat(
     'positive overlap: gts and anchors (or predicted boxes) are in '
     'different frames or units (pixels vs stride units, normalized vs '
     'pixel, boxes before the letterbox)')
+UNMATCHED = HealthStat(
+    'health/tal_unmatched_gt',
+    low=0.0,
+    high=0.5,
+    cause='box_format',
+    meaning='most gt boxes got no positive anchor at all: their centres '
+    'lie where the anchors are not (gts and anchors in different frames '
+    'or units: grid cells vs pixels, boxes outside the network input, '
+    'boxes before the letterbox)')
 SCORED = HealthStat(
     'health/tal_scored_anchors', low=1.0, targets_of='loss_cls')
 POS_CIOU = HealthStat(
@@ -203,6 +212,9 @@ class YOLOv8TaskAlignedAssigner:
         fg_mask = positive.any(1)
         gt_idx = positive.to(torch.uint8).argmax(1)  # (B, A)
         POS_PER_GT.publish(positive.sum(), count=pad_mask.sum())
+        # The mean above hides a few gts that take every positive.
+        UNMATCHED.publish((pad_mask & ~positive.any(-1)).sum(),
+                          count=pad_mask.sum())
         POS_CIOU.publish((overlaps * positive).sum(), count=positive.sum())
 
         batch_idx = torch.arange(batch, device=gt_idx.device)[:, None]
