@@ -10,9 +10,9 @@ from typing import Dict, List, Sequence, Tuple
 
 import cv2
 import numpy as np
-from mmdet.datasets import CocoDataset
 
 from engine_plugins.registry import DATASETS
+from .checked_coco import CheckedCocoDataset
 
 SHAPE_CLASSES = ('circle', 'square', 'triangle')
 META_FILE = 'demo_shapes.json'
@@ -179,16 +179,17 @@ def write_demo_shapes(root: str, **kwargs) -> Dict:
 
 
 @DATASETS.register_module()
-class DemoShapesDataset(CocoDataset):
-    """mmdet's ``CocoDataset`` over :func:`write_demo_shapes` data, which
+class DemoShapesDataset(CheckedCocoDataset):
+    """:class:`CheckedCocoDataset` over :func:`write_demo_shapes` data, which
     is written to ``data_root`` on first use.
 
     Args:
         generate: Settings for :func:`write_demo_shapes` (``num_train``,
             ``seed``, ...). Every dataset and metric that shares a
             ``data_root`` must use the same settings.
-        **kwargs: ``CocoDataset`` arguments (``data_root``, ``ann_file``,
-            ``data_prefix``, ``pipeline``, ...).
+        **kwargs: ``CheckedCocoDataset`` arguments (``data_root``,
+            ``ann_file``, ``data_prefix``, ``pipeline``, ``data_check``,
+            ...).
 
     Example:
         >>> dataset = DATASETS.build(dict(

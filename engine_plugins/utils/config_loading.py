@@ -1,7 +1,8 @@
 """Config loading for the command-line tools: clear errors for a missing
-file and for ``--cfg-options`` keys that do not exist in the config, and
-the runner built from it."""
+file and for ``--cfg-options`` keys that do not exist in the config, the
+data-check policy of its datasets, and the runner built from it."""
 import difflib
+import inspect
 import logging
 import os.path as osp
 from typing import List, Mapping, Optional
@@ -52,6 +53,26 @@ def check_cfg_options(cfg: Config, options: Mapping) -> List[str]:
     return messages
 
 
+# The default hooks mmengine itself lets a config disable with None.
+_MMENGINE_DEFAULT_HOOKS = ('runtime_info', 'timer', 'sampler_seed', 'logger',
+                           'param_scheduler', 'checkpoint')
+
+
+def drop_disabled_hooks(cfg: Config) -> None:
+    """Remove ``default_hooks`` entries set to None.
+
+    mmengine accepts None only for its own six default hooks and fails
+    with a bare ``AssertionError`` for any other name, so
+    ``default_hooks=dict(sanity=None)`` could not disable ours.
+    """
+    hooks = cfg.get('default_hooks', None)
+    if not hooks:
+        return
+    for name in [n for n, hook in hooks.items() if hook is None]:
+        if name not in _MMENGINE_DEFAULT_HOOKS:
+            hooks.pop(name)
+
+
 def load_config(path: str,
                 cfg_options: Optional[Mapping] = None,
                 work_dir: Optional[str] = None,
@@ -69,6 +90,7 @@ def load_config(path: str,
     if cfg_options:
         check_cfg_options(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
+    drop_disabled_hooks(cfg)
     cfg.setdefault('default_scope', 'engine_plugins')
     cfg.launcher = launcher
     if work_dir is not None:
@@ -82,7 +104,70 @@ def load_config(path: str,
 def build_runner(cfg: Config) -> Runner:
     """``Runner.from_cfg``, or the registered runner named by
     ``runner_type``."""
+    drop_disabled_hooks(cfg)
     if 'runner_type' in cfg:
         from engine_plugins.registry import RUNNERS
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
+
+
+def _accepts_data_check(cls: type) -> bool:
+    # A subclass may pass data_check on through **kwargs without naming
+    # it, so look along the whole class hierarchy.
+    for klass in getattr(cls, '__mro__', ()):
+        init = vars(klass).get('__init__')
+        if init is not None and 'data_check' in inspect.signature(
+                init).parameters:
+            return True
+    return False
+
+
+def _set_on_dataset(dataset: Mapping, mode: str, registry, where: str,
+                    touched: List[str]) -> None:
+    inner = dataset.get('dataset')
+    if isinstance(inner, Mapping):
+        _set_on_dataset(inner, mode, registry, f'{where}.dataset', touched)
+    for i, child in enumerate(dataset.get('datasets') or ()):
+        if isinstance(child, Mapping):
+            _set_on_dataset(child, mode, registry, f'{where}.datasets.{i}',
+                            touched)
+    kind = dataset.get('type')
+    cls = kind if isinstance(kind, type) else None
+    if isinstance(kind, str):
+        try:
+            cls = registry.get(kind)
+        except Exception:  # an unknown type fails, named, when it is built
+            cls = None
+    if cls is not None and _accepts_data_check(cls):
+        dataset['data_check'] = mode
+        touched.append(where)
+
+
+def set_data_check(cfg: Config, mode: str) -> List[str]:
+    """Set ``data_check=mode`` on each dataset of the train, val and test
+    dataloaders (and inside wrappers: ``dataset``, ``datasets``) whose
+    class takes a ``data_check`` argument, resolved in the config's
+    ``default_scope`` as the runner will resolve it.
+
+    Returns:
+        The config paths of the datasets set, e.g.
+        ``['train_dataloader.dataset.dataset']``; a warning is logged when
+        there are none.
+    """
+    from mmengine.registry import DATASETS
+    touched: List[str] = []
+    with DATASETS.switch_scope_and_registry(
+            cfg.get('default_scope')) as registry:
+        for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+            loader = cfg.get(key)
+            if isinstance(loader, Mapping) and isinstance(
+                    loader.get('dataset'), Mapping):
+                _set_on_dataset(loader['dataset'], mode, registry,
+                                f'{key}.dataset', touched)
+    if not touched:
+        print_log(
+            f"data_check='{mode}': no dataset of the config takes a "
+            'data_check argument (CheckedCocoDataset and its subclasses do)',
+            logger='current',
+            level=logging.WARNING)
+    return touched

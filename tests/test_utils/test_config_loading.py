@@ -54,3 +54,21 @@ def test_unknown_cfg_option_key_is_named_with_closest_match():
 def test_missing_config_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match='absent.py'):
         load_config(str(tmp_path / 'absent.py'))
+
+
+def test_default_hooks_of_ours_can_be_disabled_with_none(tmp_path):
+    """mmengine asserts on None for hook names it does not know; the
+    documented `default_hooks=dict(sanity=None)` must work."""
+    from engine_plugins.utils import build_runner
+    toy = osp.join(osp.dirname(DATA), 'toy_regression.py')
+    cfg = load_config(
+        toy, {
+            'default_hooks.sanity': None,
+            'default_hooks.data_seed': None,
+            'default_hooks.timer': None
+        },
+        work_dir=str(tmp_path))
+    runner = build_runner(cfg)
+    names = {type(h).__name__ for h in runner.hooks}
+    assert not names & {'SanityHook', 'EpochSeededDataHook', 'IterTimerHook'}
+    assert 'SafeCheckpointHook' in names
