@@ -10,11 +10,15 @@ Each fix is a small function with a test in ``tests/test_compat.py``:
   exactly those globals (``getattr`` only on ``HistoryBuffer``) instead of
   turning ``weights_only`` off: every load, resume and ``load_from`` alike,
   stays a ``weights_only=True`` load that cannot run code.
-* :func:`explain_checkpoint_errors` — a checkpoint that still holds an
-  unknown global fails with a message naming the file and the global.
+* :func:`explain_checkpoint_errors` — local checkpoints load through a
+  loader registered with ``CheckpointLoader.register_scheme``: an empty,
+  truncated, damaged or foreign file, and weights that differ from the
+  checksums saved with them, fail with the file and the problem named
+  instead of ``EOFError`` or a zip error; an unknown global is named.
 * :func:`atomic_local_writes` — mmengine writes checkpoints with a plain
   ``open(path, 'wb')``; a kill mid-write left a truncated ``.pth``. Local
-  writes now go to a temporary file that is renamed into place.
+  writes now go to a temporary file that is renamed into place; a full
+  disk names the file and the space it needs.
 * :func:`enable_cpu_amp` — ``AmpOptimWrapper`` asserts that an accelerator
   exists. On CPU it now runs bf16 autocast without a loss scaler (bf16 has
   fp32's exponent range, so scaling buys nothing); fp16 on CPU is refused
@@ -28,10 +32,12 @@ Each fix is a small function with a test in ``tests/test_compat.py``:
   ``type`` fails with the accepted names and the closest match
   (:mod:`engine_plugins.utils.build_errors`).
 """
+import errno
 import os
 import pickle
+import shutil
 import tempfile
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Union
 
 import mmengine.dist.utils as mmengine_dist_utils
 import numpy as np
@@ -86,19 +92,32 @@ def allow_mmengine_checkpoints() -> None:
 
 
 def explain_checkpoint_errors() -> None:
-    """Re-raise weights-only failures of local loads with the file named."""
-    original = CheckpointLoader._schemes['']
-    if getattr(original, '_engine_plugins', False):
-        return
+    """Register a local checkpoint loader that names the file and what is
+    wrong with it, and verifies the weights' checksums."""
+    from mmengine.runner.checkpoint import load_from_local as mmengine_load
+
+    from .engine.checkpoints.checkpoint_files import (CheckpointFileError,
+                                                      diagnose_file)
+    from .engine.checkpoints.state_checksums import verify_checksums
 
     def load_from_local(filename: str,
                         map_location: Optional[Union[str, Callable]] = None):
         path = os.path.expanduser(filename)
         if not os.path.isfile(path):
             raise FileNotFoundError(f'checkpoint file not found: {filename}')
+        damage = diagnose_file(path)
+        if damage is not None:
+            raise CheckpointFileError(
+                f'cannot load checkpoint {filename}: {damage}. Use another '
+                'checkpoint (an automatic resume picks the newest intact '
+                'one in the work dir).')
         try:
-            return original(filename, map_location=map_location)
+            checkpoint = mmengine_load(filename, map_location=map_location)
         except pickle.UnpicklingError as exc:
+            if 'Weights only load failed' not in str(exc):
+                raise CheckpointFileError(
+                    f'cannot load checkpoint {filename}: its pickle stream '
+                    f'is damaged or truncated ({exc})') from None
             raise pickle.UnpicklingError(
                 f'refused to load checkpoint {filename!r}: it contains a '
                 'Python object outside the weights-only allowlist. '
@@ -107,10 +126,23 @@ def explain_checkpoint_errors() -> None:
                 'trust this file, allowlist the global named below with '
                 'torch.serialization.add_safe_globals([...]) before the '
                 f'run.\n{exc}') from None
+        except (EOFError, IndexError, OSError, RuntimeError, ValueError,
+                KeyError) as exc:
+            raise CheckpointFileError(
+                f'cannot load checkpoint {filename}: '
+                f'{type(exc).__name__}: {exc}. The file is damaged or was '
+                'not written by torch.save.') from None
+        if not isinstance(checkpoint, Mapping):
+            raise CheckpointFileError(
+                f'checkpoint {filename} holds a {type(checkpoint).__name__}, '
+                'not a dict of weights (or a dict with a state_dict entry)')
+        verify_checksums(checkpoint, filename)
+        return checkpoint
 
     load_from_local._engine_plugins = True
-    # ``CheckpointLoader`` dispatches on prefix; '' is the local loader.
-    CheckpointLoader._schemes[''] = load_from_local
+    # '' is the prefix of local paths: the public way to replace the
+    # local loader.
+    CheckpointLoader.register_scheme('', load_from_local, force=True)
 
 
 def atomic_local_writes() -> None:
@@ -135,9 +167,19 @@ def atomic_local_writes() -> None:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, filepath)
-        except BaseException:
+        except BaseException as exc:
             if os.path.exists(tmp):
                 os.remove(tmp)
+            if (isinstance(exc, OSError)
+                    and exc.errno in (errno.ENOSPC, errno.EDQUOT)):
+                free = shutil.disk_usage(folder).free
+                raise OSError(
+                    exc.errno,
+                    f'no space left to write {filepath}: it needs '
+                    f'{len(data) / 2**20:.1f} MiB and {folder} has '
+                    f'{free / 2**20:.1f} MiB free. The file there before '
+                    '(if any) is unchanged; free space or point work_dir '
+                    'elsewhere, then resume.') from None
             raise
 
     def put(self, obj: bytes, filepath) -> None:

@@ -11,10 +11,16 @@ default_hooks = dict(
     # Console/file/TensorBoard logging every `interval` iterations.
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # Checkpoints are written atomically (see engine_plugins.compat);
-    # `max_keep_ckpts` bounds disk use, `save_last` keeps the resume point.
+    # In this scope 'CheckpointHook' is engine_plugins' SafeCheckpointHook:
+    # atomic files and pointer, old checkpoints deleted only after the new
+    # one is written, weights checksummed, strict loading (`load_strict`
+    # below). `max_keep_ckpts` bounds disk use, `save_last` keeps the
+    # resume point.
     checkpoint=dict(
         type='CheckpointHook', interval=1, max_keep_ckpts=3, save_last=True),
+    # Seeds each epoch from (seed, epoch) and restarts data workers, so a
+    # run resumed at an epoch boundary repeats the uninterrupted one.
+    data_seed=dict(type='EpochSeededDataHook'),
     # Re-seeds the distributed sampler each epoch.
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # The sanity engine (engine_plugins.engine.SanityHook): every batch's
@@ -50,5 +56,9 @@ log_level = 'INFO'
 
 # `load_from`: weights to start from (always a weights_only=True load).
 # `resume`: continue from the latest checkpoint in work_dir (or load_from).
+# `load_strict`: refuse a checkpoint whose keys or shapes do not fit the
+# model (False, or --non-strict on the tools: load what fits and list what
+# keeps its initial values, e.g. to fine-tune with a new head).
 load_from = None
 resume = False
+load_strict = True
