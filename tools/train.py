@@ -23,7 +23,7 @@ from engine_plugins.engine.hooks import SanityHook  # noqa: E402
 from engine_plugins.engine.overfit import \
     RESULT_KEY as OVERFIT_RESULT  # noqa: E402,E501
 from engine_plugins.engine.overfit import make_overfit_config  # noqa: E402
-from engine_plugins.engine.sanity import TrainingSanityError  # noqa: E402
+from engine_plugins.engine.sanity.causes import CAUSES  # noqa: E402
 from engine_plugins.registry import OPTIM_WRAPPERS  # noqa: E402
 from engine_plugins.utils import build_runner, load_config  # noqa: E402
 from engine_plugins.utils.config_loading import set_data_check  # noqa: E402
@@ -175,22 +175,27 @@ def main(argv=None) -> Runner:
     runner = build_runner(build_cfg(args))
     try:
         runner.train()
-    except TrainingSanityError as exc:
-        # Errors that a model or loss raised by itself reach the event log
-        # here: hooks see no exceptions.
+    except Exception as exc:
+        if getattr(exc, 'cause', None) not in CAUSES:
+            if args.diagnose_on_exit:
+                _diagnose(runner.work_dir)
+            raise
+        # Errors that a model, loss or dataset raised by itself reach the
+        # event log here: hooks see no exceptions.
         for hook in runner.hooks:
             if isinstance(hook, SanityHook):
-                hook.record_escaped(exc)
+                hook.record_escaped(exc, runner.log_dir)
         if args.diagnose_on_exit:
             _diagnose(runner.work_dir)
         else:
             print(
-                f'\nThe sanity engine stopped this run ({exc.cause}). The '
+                f'\nThis run was stopped: {CAUSES[exc.cause].title} '
+                f'[{exc.cause}]. The '
                 'post-mortem, with plots and the timeline:\n'
                 f'    python tools/diagnose.py {runner.work_dir}\n',
                 file=sys.stderr)
         raise
-    except BaseException:
+    except BaseException:  # KeyboardInterrupt, SystemExit
         if args.diagnose_on_exit:
             _diagnose(runner.work_dir)
         raise

@@ -258,6 +258,16 @@ class CheckedCocoDataset(CocoDataset):
         if not kept:
             raise DataCheckError(f'{self.ann_file}: no image left; {summary}')
         if not self.test_mode and not report['num_boxes']:
+            ignored = sum(len(info['instances']) for info in kept)
+            if ignored:
+                # Boxes that load but are all flagged ignored: the losses
+                # see only background.
+                raise DataCheckError(
+                    f'{self.ann_file}: no box left to train on: all '
+                    f'{ignored} loaded boxes are flagged ignored (iscrowd '
+                    'or ignore_flag set by the dataset or its '
+                    f'parse_data_info); {summary}',
+                    cause='label_mask')
             raise DataCheckError(
                 f'{self.ann_file}: no box left to train on; {summary}')
         level = logging.WARNING if report['invalid'] else logging.INFO

@@ -40,7 +40,17 @@ DESCRIPTIONS = {key: text for key, _, text in REASONS}
 
 class DataCheckError(ValueError):
     """An annotation file, or the images it names, cannot be used as
-    configured."""
+    configured.
+
+    Args:
+        message: The file, the field and what is wrong.
+        cause: The sanity engine's cause code, so the event log and the
+            post-mortem rank it with the run's other findings.
+    """
+
+    def __init__(self, message: str, cause: str = 'annotation_format'):
+        super().__init__(message)
+        self.cause = cause
 
 
 def _short(value: Any, limit: int = 60) -> str:

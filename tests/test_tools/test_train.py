@@ -128,3 +128,44 @@ def test_a_sanity_stop_prints_the_diagnose_command_or_writes_the_report(
     with open(tmp_path / 'write' / 'diagnosis.md') as f:
         assert '[no_update, error at iteration 1]' in f.read()
     assert (tmp_path / 'write' / 'diagnosis.html').is_file()
+
+
+def test_data_check_error_reaches_the_event_log(tmp_path):
+    """A dataset that refuses its annotation file stops the run before
+    training, and the finding (with its cause code) is in the event log
+    that tools/diagnose.py and the benchmark read."""
+    import glob
+    import json
+
+    from engine_plugins.datasets import DataCheckError, write_demo_shapes
+    root = str(tmp_path / 'data') + '/'
+    write_demo_shapes(root, num_train=4, num_val=2, seed=0)
+    ann_path = osp.join(root, 'annotations', 'train.json')
+    with open(ann_path) as f:
+        coco = json.load(f)
+    for ann in coco['annotations']:
+        ann['iscrowd'] = 1
+    with open(ann_path, 'w') as f:
+        json.dump(coco, f)
+    config = osp.join(REPO, 'configs', 'psalm_yolo',
+                      'psalm_yolo_n_shapes_cpu.py')
+    with pytest.raises(DataCheckError) as info:
+        train_tool.main([
+            config, '--work-dir',
+            str(tmp_path / 'work'), '--cfg-options',
+            f'train_dataloader.dataset.data_root={root}',
+            'train_dataloader.dataset.generate.num_train=4',
+            'train_dataloader.dataset.generate.num_val=2',
+            'train_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False'
+        ])
+    assert info.value.cause == 'label_mask'
+    assert f'all {len(coco["annotations"])} loaded boxes are flagged ' \
+        'ignored' in str(info.value)
+    events = [
+        json.loads(line)
+        for path in glob.glob(str(tmp_path / 'work' / '*' / 'sanity.jsonl'))
+        for line in open(path)
+    ]
+    assert [(e['kind'], e['cause'])
+            for e in events] == [('error', 'label_mask')]

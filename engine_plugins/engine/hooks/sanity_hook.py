@@ -259,11 +259,17 @@ class SanityHook(Hook):
             monitor.boxed_fraction = audit_dataset(dataset, num_classes,
                                                    events, **self.audit)
 
-    def record_escaped(self, exc: TrainingSanityError) -> None:
-        """Record a sanity error that a model or loss raised by itself
-        (the run's entry point calls this; hooks see no exceptions)."""
+    def record_escaped(self,
+                       exc: Exception,
+                       log_dir: Optional[str] = None) -> None:
+        """Record an error with a cause code that a model, loss or dataset
+        raised by itself (the run's entry point calls this; hooks see no
+        exceptions). Before training starts (a dataset refusing its
+        annotation file) the event goes to ``log_dir``'s event file."""
         if self.monitor is not None:
             self.monitor.events.record_escaped(exc)
+        elif log_dir is not None:
+            SanityEvents(log_dir, get_rank()).record_escaped(exc)
 
     # -- every iteration ----------------------------------------------------
     def before_train_iter(self,
