@@ -49,6 +49,11 @@ class HealthStat:
             0 while the count is positive has a loss weight of 0; a term
             that is 0 on every strict iteration while the count is 0 too
             has no supervised targets (a label-masking bug).
+        fraction: The value is the share of ``count`` items that have a
+            property (published as the number of such items with
+            ``count``). It is out of range only when its whole 95% Wilson
+            interval is: one odd sample in a batch of 4 is sampling noise,
+            4 of 4 is not.
 
     Example:
         >>> IOU = HealthStat('health/my_pos_iou', low=0.01, high=1.0,
@@ -63,8 +68,8 @@ class HealthStat:
                  high: float = math.inf,
                  cause: str = 'health_stat',
                  meaning: str = '',
-                 targets_of: Union[str, Tuple[str, ...], None] = None
-                 ) -> None:
+                 targets_of: Union[str, Tuple[str, ...], None] = None,
+                 fraction: bool = False) -> None:
         if 'loss' in name:
             raise ValueError(f"health statistic {name!r}: the name must not "
                              "contain 'loss' (mmengine would sum it)")
@@ -78,6 +83,7 @@ class HealthStat:
         self.meaning = meaning
         self.targets_of = ((targets_of, ) if isinstance(targets_of, str)
                            else tuple(targets_of or ()))
+        self.fraction = fraction
         known = HEALTH_STATS.get(name)
         if known is not None and known.range != self.range:
             raise ValueError(
@@ -117,16 +123,37 @@ class HealthStat:
         total, n = store.get(key, (0.0, 0.0))
         store[key] = (value + total, count + n)
 
-    def violation(
-            self,
-            value: float,
-            bounds: Optional[Tuple[float, float]] = None) -> Optional[str]:
+    def violation(self,
+                  value: float,
+                  bounds: Optional[Tuple[float, float]] = None,
+                  count: Optional[float] = None) -> Optional[str]:
         """None if ``value`` is in range (``bounds`` overrides the declared
-        one), else a sentence saying so."""
+        one), else a sentence saying so. A ``fraction`` statistic measured
+        on ``count`` items is judged by its 95% interval."""
         low, high = bounds or self.range
         if low <= value <= high:
             return None
+        if self.fraction and count:
+            lower, upper = wilson_interval(value, count)
+            if upper >= low and lower <= high:
+                return None
+            return (f'{value:.4g} ({value * count:.0f} of {count:.0f}; 95% '
+                    f'interval [{lower:.3g}, {upper:.3g}]) is outside its '
+                    f'range [{low:g}, {high:g}]')
         return f'{value:.4g} is outside its range [{low:g}, {high:g}]'
+
+
+def wilson_interval(share: float,
+                    count: float,
+                    z: float = 1.96) -> Tuple[float, float]:
+    """The Wilson score interval of a proportion ``share`` of ``count``
+    Bernoulli trials (95% for ``z=1.96``)."""
+    share = min(max(share, 0.0), 1.0)
+    denominator = 1 + z * z / count
+    centre = (share + z * z / (2 * count)) / denominator
+    half = z * math.sqrt(share * (1 - share) / count + z * z /
+                         (4 * count * count)) / denominator
+    return max(centre - half, 0.0), min(centre + half, 1.0)
 
 
 def stat_for(key: str) -> Optional[HealthStat]:
@@ -188,7 +215,7 @@ def health_findings(
         if stat is None or counts.get(key, 1.0) == 0:
             continue
         bounds = overrides.get(stat.name) or stat.range
-        problem = stat.violation(value, bounds)
+        problem = stat.violation(value, bounds, counts.get(key))
         if problem is not None:
             found.append((key, stat, value, bounds,
                           problem + (f': {stat.meaning}'

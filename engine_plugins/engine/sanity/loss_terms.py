@@ -115,7 +115,7 @@ def violated_stat(published: Mapping[str, Any]) -> Optional[Tuple[str, str]]:
         stat = health.stat_for(key)
         if stat is None or float(count) == 0:
             continue
-        problem = stat.violation(float(value))
+        problem = stat.violation(float(value), count=float(count))
         if problem is not None:
             return stat.cause, (f'{key} = {problem}' +
                                 (f': {stat.meaning}' if stat.meaning else ''))

@@ -39,7 +39,8 @@ POWERLESS_LABELS = HealthStat(
     meaning='in many samples a labelled direction carries no more power '
     'than an average element of the input covariance: the labels do not '
     'point at the sources (angles in radians where degrees are expected, a '
-    'source count that counts noise, another array geometry)')
+    'source count that counts noise, another array geometry)',
+    fraction=True)
 INPUT_TRACE = HealthStat(
     'health/ris_input_trace',
     low=0.99,
@@ -190,4 +191,6 @@ def publish_data_checks(sample_cov: torch.Tensor, cov_true: torch.Tensor,
     average = sample_cov.diagonal(dim1=-2, dim2=-1).real.mean(-1, True)
     ratio = torch.where(valid, power / average,
                         torch.full_like(power, float('inf')))
-    POWERLESS_LABELS.publish((ratio.amin(-1) < 1.5).float().mean())
+    powerless = ratio.amin(-1) < 1.5
+    POWERLESS_LABELS.publish(
+        powerless.sum().float(), count=powerless.numel())

@@ -47,3 +47,34 @@ def test_violation_reads_the_range():
     stat = HealthStat('health/test_range', low=0.5, high=10.0)
     assert stat.violation(0.5) is None
     assert stat.violation(0.2) == '0.2 is outside its range [0.5, 10]'
+
+
+def test_wilson_interval_matches_hand_computed_values():
+    from engine_plugins.engine.sanity.health import wilson_interval
+
+    # 1 of 4 at 95%: centre (0.25 + 1.96^2/8) / (1 + 1.96^2/4) = 0.37247,
+    # half-width 1.96 * sqrt(0.25 * 0.75 / 4 + 1.96^2 / 64) / 1.9604.
+    lower, upper = wilson_interval(0.25, 4)
+    assert lower == pytest.approx(0.0456, abs=1e-4)
+    assert upper == pytest.approx(0.6994, abs=1e-4)
+    # 0 of 10: the lower end is 0, the upper 1.96^2 / (10 + 1.96^2).
+    lower, upper = wilson_interval(0.0, 10)
+    assert lower == 0.0
+    assert upper == pytest.approx(3.8416 / 13.8416, abs=1e-4)
+
+
+def test_fraction_statistic_tolerates_sampling_noise_only():
+    stat = HealthStat(
+        'health/test_fraction_share', low=0.0, high=0.2, fraction=True)
+    # One of four samples: the 95% interval [0.046, 0.70] reaches the range.
+    assert stat.violation(0.25, count=4) is None
+    # Four of four: the interval [0.51, 1] lies above it.
+    message = stat.violation(1.0, count=4)
+    assert '4 of 4' in message and 'outside its range [0, 0.2]' in message
+    # 40 of 64 (0.625): [0.50, 0.73], out of range.
+    assert stat.violation(40 / 64, count=64) is not None
+    # Without a count, the plain range applies.
+    assert stat.violation(0.25) is not None
+    # A statistic that is not a fraction keeps the plain range.
+    plain = HealthStat('health/test_plain_share', low=0.0, high=0.2)
+    assert plain.violation(0.25, count=4) is not None
