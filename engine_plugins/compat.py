@@ -278,26 +278,36 @@ def enable_cpu_distributed() -> None:
 
 
 def explain_build_errors() -> None:
-    """Route every registry build through ``explained_build_from_cfg``."""
-    import mmdet.registry
-    import mmengine.registry
+    """Explain unknown types and arguments in every registry build.
+
+    ``Registry.build`` itself is wrapped: a registry copies its parent's
+    ``build_func`` when it is made, so replacing that function misses every
+    registry made before this runs (ours too, once an earlier fix imports
+    a module that registers parts), and the Runner builds through
+    mmengine's root registries with their own build functions.
+    """
+    import sys
+
     import mmengine.registry.build_functions as build_functions
-    import mmengine.registry.registry as registry_module
+    from mmengine.optim import DefaultOptimWrapperConstructor
     from mmengine.registry import Registry
 
-    from .utils.build_errors import explain
-    original = build_functions.build_from_cfg
-    if getattr(original, '_engine_plugins', False):
+    from .utils.build_errors import (explain, explain_optimizer_type,
+                                     explain_registry_build)
+    if getattr(Registry.build, '_engine_plugins', False):
         return
+    Registry.build = explain_registry_build(Registry.build)
+    # Code that calls build_from_cfg without a registry's build (e.g.
+    # mmengine's weight initializers) holds the function by name.
+    original = build_functions.build_from_cfg
     explained = explain(original)
-    # build_model_from_cfg and new registries look the name up here.
-    build_functions.build_from_cfg = explained
-    registry_module.build_from_cfg = explained
-    # Registries made before this point hold the function itself.
-    for module in (mmengine.registry, mmdet.registry):
-        for reg in vars(module).values():
-            if isinstance(reg, Registry) and reg.build_func is original:
-                reg.build_func = explained
+    for name, module in list(sys.modules.items()):
+        if (name.split('.')[0] in ('mmengine', 'mmcv', 'mmdet') and getattr(
+                module, '__dict__', {}).get('build_from_cfg') is original):
+            module.build_from_cfg = explained
+    # The optimizer's class is looked up before it is built.
+    DefaultOptimWrapperConstructor.__call__ = explain_optimizer_type(
+        DefaultOptimWrapperConstructor.__call__)
 
 
 def apply_all() -> None:

@@ -5,6 +5,7 @@ import difflib
 import inspect
 import logging
 import os.path as osp
+import re
 from typing import List, Mapping, Optional
 
 from mmengine.config import Config, ConfigDict
@@ -17,6 +18,10 @@ def _closest(name: str, candidates: List[str]) -> str:
     return f"; did you mean '{match[0]}'?" if match else ''
 
 
+# A --cfg-options value that is Python code rather than a literal.
+_CODE = re.compile(r'^\s*[\[(]?\s*dict\s*\(')
+
+
 def check_cfg_options(cfg: Config, options: Mapping) -> List[str]:
     """Name every ``--cfg-options`` key that the config does not have.
 
@@ -26,8 +31,22 @@ def check_cfg_options(cfg: Config, options: Mapping) -> List[str]:
 
     Returns:
         The warning messages, one per unknown key.
+
+    Raises:
+        ValueError: a value is Python code such as ``dict(type=...)``,
+            which mmengine passes on as a plain string.
     """
     messages = []
+    for dotted, value in options.items():
+        texts = value if isinstance(value, (list, tuple)) else [value]
+        code = [t for t in texts if isinstance(t, str) and _CODE.match(t)]
+        if code:
+            raise ValueError(
+                f'--cfg-options {dotted}={code[0]}: mmengine does not '
+                'evaluate dict(...) values, so this would arrive as a '
+                f'string. Set the fields one by one (e.g. {dotted}.0.type=X '
+                'for a list entry, or NAME.type=X), or write a config file '
+                'that inherits this one.')
     for dotted in options:
         node, walked = cfg, []
         for part in dotted.split('.'):

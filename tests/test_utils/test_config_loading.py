@@ -72,3 +72,23 @@ def test_default_hooks_of_ours_can_be_disabled_with_none(tmp_path):
     names = {type(h).__name__ for h in runner.hooks}
     assert not names & {'SanityHook', 'EpochSeededDataHook', 'IterTimerHook'}
     assert 'SafeCheckpointHook' in names
+
+
+def test_cfg_options_with_python_code_values_are_refused(tmp_path):
+    """mmengine's DictAction leaves dict(...) as a string: a hook list
+    would arrive as ["dict(type='MyHook')"] and fail deep in the Runner."""
+    import argparse
+    toy = osp.join(osp.dirname(DATA), 'toy_regression.py')
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    options = parser.parse_args(
+        ['--cfg-options', "custom_hooks=[dict(type='MyHook')]"]).cfg_options
+    assert options == {'custom_hooks': ["dict(type='MyHook')"]}
+    with pytest.raises(ValueError, match=r'custom_hooks\.0\.type=X'):
+        load_config(toy, options)
+    with pytest.raises(ValueError, match='does not evaluate dict'):
+        load_config(toy, {'model': "dict(type='ToyRegressor')"})
+    # Literals still pass.
+    cfg = load_config(toy, {'train_cfg.max_iters': 3, 'model.hidden': 8},
+                      work_dir=str(tmp_path))
+    assert cfg.model.hidden == 8
