@@ -8,9 +8,24 @@ the trial, and Optuna's median pruner stops unpromising trials. A trial
 stopped by the sanity engine (non-finite loss or gradients, dead losses)
 or ending with a non-finite validation loss is marked FAIL with the
 reason in its ``fail_reason`` user attribute; it is never scored with a
-penalty value. With ``--storage`` the study is resumed: only the trials
-still missing up to ``--n-trials`` are run. The best trial's config is
-written as a file that ``tools/train.py`` trains directly.
+penalty value. The best trial's config is written as a file that
+``tools/train.py`` trains directly.
+
+With ``--storage`` the study is resumed, and survives kills:
+
+- Each trial records the process that runs it (pid, host, start time).
+  A trial left RUNNING by a process that no longer exists (SIGKILL, out
+  of memory, a crash of the machine) is marked FAIL when the study is
+  next resumed on the same host, with ``fail_reason`` saying that its
+  process died and ``process_died`` set. A RUNNING trial of a live
+  process, or of another host, is left alone.
+- Only the trials still missing up to ``--n-trials`` are run. Completed,
+  pruned and failed trials count; trials failed by a dead process do not
+  (their parameters were never evaluated), so a run killed mid-trial
+  gets a replacement trial.
+- The sampler's seed is derived from ``--seed`` and the number of trials
+  already in the study, so a resumed study draws new parameters instead
+  of replaying those of the first run.
 
 Example:
     python tools/hpo.py configs/ris/ris_upa8x8_cpu.py --n-trials 20 \
@@ -21,15 +36,17 @@ import copy
 import math
 import os
 import os.path as osp
+import socket
 import sys
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 # From a clone, use the clone's package even if another copy is installed.
 _REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if osp.isdir(osp.join(_REPO, 'engine_plugins')):
     sys.path.insert(0, _REPO)
 
+import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
@@ -113,6 +130,95 @@ class OptunaReportHook(Hook):
                 f'{self.monitor} = {value:.4g} at iteration {runner.iter}')
 
 
+def _proc_stat(pid: int) -> Optional[List[str]]:
+    """Fields 3 onwards of ``/proc/PID/stat`` (state first, start time at
+    index 19); None without procfs or when the process is gone."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses.
+    fields = stat[stat.rindex(')') + 2:].split()
+    return fields if len(fields) > 19 else None
+
+
+def _process_start(pid: int) -> Optional[str]:
+    fields = _proc_stat(pid)
+    return fields[19] if fields else None
+
+
+def record_process(trial: optuna.Trial) -> None:
+    """Record which process runs ``trial``; the start time tells a reused
+    pid from the original process."""
+    pid = os.getpid()
+    trial.set_user_attr('pid', pid)
+    trial.set_user_attr('host', socket.gethostname())
+    trial.set_user_attr('pid_start', _process_start(pid))
+
+
+def process_alive(pid: int, start: Optional[str] = None) -> bool:
+    """Whether process ``pid`` (started at ``start``, if known) still runs
+    on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, under another user
+    fields = _proc_stat(pid)
+    if fields is None:
+        return True
+    if fields[0] == 'Z':
+        return False  # killed, not yet reaped by its parent
+    return start is None or fields[19] == start
+
+
+def fail_dead_trials(study: optuna.Study) -> List[optuna.trial.FrozenTrial]:
+    """Mark FAIL the RUNNING trials whose process on this host is gone.
+
+    Returns:
+        The trials marked FAIL, as they were before.
+    """
+    host = socket.gethostname()
+    failed = []
+    for trial in study.get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.RUNNING, )):
+        attrs = trial.user_attrs
+        pid = attrs.get('pid')
+        if (attrs.get('host') != host or not isinstance(pid, int)
+                or process_alive(pid, attrs.get('pid_start'))):
+            continue
+        # Optuna has no public call to annotate another process's trial;
+        # the attributes go in while it is still RUNNING (updatable).
+        storage, trial_id = study._storage, trial._trial_id
+        storage.set_trial_user_attr(
+            trial_id, 'fail_reason',
+            f'process died: pid {pid} on {host} ended while the trial was '
+            'running (killed, e.g. by SIGKILL or the out-of-memory killer, '
+            'or crashed); marked FAIL when the study was resumed')
+        storage.set_trial_user_attr(trial_id, 'process_died', True)
+        # Another process resuming the study may have failed it first.
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL,
+                   skip_if_finished=True)
+        failed.append(trial)
+    return failed
+
+
+def counted_trials(study: optuna.Study) -> int:
+    """Trials that count towards ``--n-trials``: finished ones, except
+    those failed because their process died."""
+    return sum(t.state in FINISHED and not t.user_attrs.get('process_died')
+               for t in study.get_trials(deepcopy=False))
+
+
+def sampler_seed(seed: int, n_existing: int) -> int:
+    """The sampler's seed for a run that finds ``n_existing`` trials in
+    the study: distinct (seed, count) pairs give unrelated streams, so a
+    resumed study does not replay an earlier run's parameters."""
+    return int(np.random.SeedSequence([seed, n_existing]).generate_state(1)[0])
+
+
 def trial_config(base: Config, overrides: Dict, work_dir: str, epochs: int,
                  iters_per_epoch: int) -> Config:
     """The base config with the sampled overrides and a short schedule;
@@ -132,6 +238,7 @@ def make_objective(base: Config, space: str, work_dir: str, epochs: int,
                    iters_per_epoch: int, monitor: str) -> Callable:
 
     def objective(trial: optuna.Trial) -> float:
+        record_process(trial)
         overrides = SPACES[space](trial)
         trial.set_user_attr('overrides', {
             k: list(v) if isinstance(v, tuple) else v
@@ -186,10 +293,14 @@ def run_study(config: str,
         storage=storage,
         load_if_exists=True,
         direction='minimize',
-        sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=pruner or optuna.pruners.MedianPruner(
             n_startup_trials=3, n_warmup_steps=0))
-    done = sum(t.state in FINISHED for t in study.trials)
+    study.sampler = optuna.samplers.TPESampler(
+        seed=sampler_seed(seed, len(study.get_trials(deepcopy=False))))
+    for trial in fail_dead_trials(study):
+        print(f'trial {trial.number}: its process (pid '
+              f"{trial.user_attrs['pid']}) died; marked FAIL, not counted")
+    done = counted_trials(study)
     remaining = max(0, n_trials - done)
     print(f'study {name!r}: {done} finished trials, running {remaining}')
     objective = make_objective(base, space, base.work_dir, epochs,
@@ -220,7 +331,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Optuna search')
     parser.add_argument('config')
     parser.add_argument('--n-trials', type=int, default=20,
-                        help='total finished trials wanted in the study')
+                        help='total finished trials wanted in the study '
+                        '(trials whose process died do not count)')
     parser.add_argument('--epochs-per-trial', type=int, default=3)
     parser.add_argument('--iters-per-epoch', type=int, default=None,
                         help="iterations per epoch (default: the config's "
@@ -233,7 +345,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--work-dir', default=None)
     parser.add_argument('--best-config', default=None,
                         help='output .py (default WORK_DIR/best_config.py)')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seed', type=int, default=0,
+                        help='sampler seed, combined with the number of '
+                        'trials already in the study')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args(argv)
 

@@ -1,8 +1,14 @@
 """tools/hpo.py: trials through the Runner, resume from storage, pruning,
-failed trials with the sanity engine's reason, and a trainable best
-config."""
+failed trials with the sanity engine's reason, trials of killed processes,
+and a trainable best config."""
 import importlib.util
+import os
 import os.path as osp
+import signal
+import socket
+import subprocess
+import sys
+import time
 
 import optuna
 import pytest
@@ -73,11 +79,14 @@ def test_study_runs_resumes_and_writes_trainable_best_config(tmp_path):
     # Two validations per trial (iterations 2 and 4), each reported.
     assert all(sorted(t.intermediate_values) == [2, 4] for t in study.trials)
     assert all(t.value == t.intermediate_values[4] for t in study.trials)
-    # Resume: the study has 2 finished trials, so --n-trials 3 adds one.
+    # Resume: the study has 2 finished trials, so --n-trials 3 adds one,
+    # with parameters of its own (a sampler seeded as in the first run
+    # would draw the first trial's again).
     args[2] = '3'
     study = hpo.main(args)
     assert len(study.trials) == 3
     assert study.trials[2].state.name == 'COMPLETE'
+    assert study.trials[2].params not in [t.params for t in study.trials[:2]]
 
     best = tmp_path / 'hpo' / 'best_config.py'
     cfg = load_config(str(best), work_dir=str(tmp_path / 'retrain'))
@@ -126,3 +135,101 @@ optim_wrapper = dict(type='AmpGradSanityOptimWrapper', dtype='bfloat16')
         'finite loss')
     with pytest.raises(ValueError):
         study.best_trial  # nothing completed: nothing to write
+
+
+def _dead_pid():
+    proc = subprocess.Popen([sys.executable, '-c', 'pass'])
+    proc.wait()
+    return proc.pid
+
+
+def test_trials_of_dead_processes_fail_and_do_not_count():
+    study = optuna.create_study()
+    host = socket.gethostname()
+    dead, alive, elsewhere, reused, done = (study.ask() for _ in range(5))
+    for trial in (dead, elsewhere):
+        trial.set_user_attr('pid', _dead_pid())
+        trial.set_user_attr('host', host)
+    elsewhere.set_user_attr('host', 'another-host')
+    hpo.record_process(alive)
+    hpo.record_process(reused)
+    reused.set_user_attr('pid_start', 'an earlier process')
+    study.tell(done, 1.0)
+
+    failed = hpo.fail_dead_trials(study)
+
+    assert [t.number for t in failed] == [dead.number, reused.number]
+    states = [t.state.name for t in study.trials]
+    assert states == ['FAIL', 'RUNNING', 'RUNNING', 'FAIL', 'COMPLETE']
+    reason = study.trials[dead.number].user_attrs['fail_reason']
+    assert reason.startswith(
+        f"process died: pid {dead.user_attrs['pid']} on {host} ended while "
+        'the trial was running (killed')
+    # Only the completed trial counts towards --n-trials.
+    assert hpo.counted_trials(study) == 1
+    assert hpo.fail_dead_trials(study) == []  # nothing left to fail
+
+
+def test_sampler_seed_differs_per_resume():
+    seeds = {hpo.sampler_seed(s, n) for s in range(3) for n in range(3)}
+    assert len(seeds) == 9  # (0, 2) and (2, 0) included
+    assert hpo.sampler_seed(0, 2) == hpo.sampler_seed(0, 2)
+
+
+def _running_trial_with_params(storage, name):
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+        trials = study.get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.RUNNING, ))
+    except Exception:  # not created yet, or the database is busy
+        return None
+    return next((t for t in trials if 'pid' in t.user_attrs and t.params),
+                None)
+
+
+@pytest.mark.slow
+def test_a_killed_run_is_failed_and_replaced_on_resume(tmp_path):
+    storage = f'sqlite:///{tmp_path}/hpo.db'
+    args = [
+        _tiny_config(tmp_path), '--storage', storage, '--study-name', 'kill',
+        '--work-dir',
+        str(tmp_path / 'hpo')
+    ]
+    # Long enough trials (100 iterations) that the kill lands mid-trial.
+    proc = subprocess.Popen(
+        [sys.executable,
+         osp.join(REPO, 'tools', 'hpo.py')] + args +
+        ['--n-trials', '2', '--epochs-per-trial', '50'],
+        cwd=REPO,
+        env=dict(os.environ, OMP_NUM_THREADS='1'),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 180
+        running = None
+        while running is None and proc.poll() is None:
+            assert time.monotonic() < deadline, 'no trial started'
+            time.sleep(0.1)
+            running = _running_trial_with_params(storage, 'kill')
+        assert running is not None, proc.stderr.read().decode()[-3000:]
+        assert running.user_attrs['pid'] == proc.pid
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stderr.close()
+
+    # The killed trial does not count: --n-trials 1 runs one new trial,
+    # which counts however it ends.
+    study = hpo.main(args + ['--n-trials', '1', '--epochs-per-trial', '1'])
+    killed, new = study.trials
+    assert killed.number == running.number
+    assert killed.state.name == 'FAIL'
+    assert killed.user_attrs['process_died'] is True
+    assert killed.user_attrs['fail_reason'].startswith(
+        f'process died: pid {proc.pid} on {socket.gethostname()}')
+    assert new.state.name != 'RUNNING'
+    assert hpo.counted_trials(study) == 1
+    # A sampler seeded as in the first run would draw the killed trial's
+    # parameters again.
+    assert new.params != killed.params
