@@ -19,7 +19,8 @@ from mmengine.evaluator import DumpResults  # noqa: E402
 
 import engine_plugins  # noqa: E402,F401  (applies the stack fixes)
 from engine_plugins.utils import build_runner, load_config  # noqa: E402
-from engine_plugins.utils.config_loading import set_data_check  # noqa: E402
+from engine_plugins.utils.config_loading import (  # noqa: E402
+    add_strictness_arguments, apply_strictness_arguments)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -39,12 +40,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='directory where painted images are saved (tasks with a '
         'visualization hook)')
     parser.add_argument(
-        '--non-strict',
-        action='store_true',
-        help='load a checkpoint whose keys or shapes do not all fit the '
-        'model (e.g. a new head): what does not fit keeps its initial '
-        'values and is listed (load_strict=False)')
-    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -54,12 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
-    parser.add_argument(
-        '--strict-data',
-        action='store_true',
-        help='stop at dataset load on any invalid or dropped annotation '
-        "(data_check='strict' on each train, val and test dataset that "
-        'takes it)')
+    add_strictness_arguments(parser)
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -76,10 +66,7 @@ def build_cfg(args: argparse.Namespace):
                       args.launcher)
     cfg.load_from = args.checkpoint
     cfg.resume = False
-    if args.non_strict:
-        cfg.load_strict = False
-    if args.strict_data:
-        set_data_check(cfg, 'strict')
+    apply_strictness_arguments(cfg, args)
     if args.show_dir:
         hook = cfg.get('default_hooks', {}).get('visualization')
         if hook is None:

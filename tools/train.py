@@ -26,7 +26,8 @@ from engine_plugins.engine.overfit import make_overfit_config  # noqa: E402
 from engine_plugins.engine.sanity.causes import CAUSES  # noqa: E402
 from engine_plugins.registry import OPTIM_WRAPPERS  # noqa: E402
 from engine_plugins.utils import build_runner, load_config  # noqa: E402
-from engine_plugins.utils.config_loading import set_data_check  # noqa: E402
+from engine_plugins.utils.config_loading import (  # noqa: E402
+    add_strictness_arguments, apply_strictness_arguments)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,12 +52,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         const='auto',
         help='resume from CKPT; without CKPT, from the latest checkpoint in '
         'the work dir')
-    parser.add_argument(
-        '--non-strict',
-        action='store_true',
-        help='load a checkpoint whose keys or shapes do not all fit the '
-        'model (e.g. a new head): what does not fit keeps its initial '
-        'values and is listed (load_strict=False)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -84,12 +79,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         action='store_true',
         help='when the run ends (finished or stopped by an error), write '
         'the post-mortem report to WORK_DIR/diagnosis.html (and .md)')
-    parser.add_argument(
-        '--strict-data',
-        action='store_true',
-        help='stop at dataset load on any invalid or dropped annotation '
-        "(data_check='strict' on each train, val and test dataset that "
-        'takes it)')
+    add_strictness_arguments(parser)
     parser.add_argument(
         '--overfit-factor',
         type=float,
@@ -124,8 +114,7 @@ def amp_wrapper_type(name: str) -> str:
 def build_cfg(args: argparse.Namespace):
     cfg = load_config(args.config, args.cfg_options, args.work_dir,
                       args.launcher)
-    if args.non_strict:
-        cfg.load_strict = False
+    apply_strictness_arguments(cfg, args)
     if args.amp:
         cfg.optim_wrapper.type = amp_wrapper_type(
             cfg.optim_wrapper.get('type', 'OptimWrapper'))
@@ -137,8 +126,6 @@ def build_cfg(args: argparse.Namespace):
                 f'config {args.config}, e.g. auto_scale_lr = dict('
                 'enable=False, base_batch_size=16)')
         cfg.auto_scale_lr.enable = True
-    if args.strict_data:
-        set_data_check(cfg, 'strict')
     if args.overfit_batches is not None:
         if args.resume is not None:
             raise ValueError('--overfit-batches cannot be combined with '

@@ -1,6 +1,7 @@
 """Config loading for the command-line tools: clear errors for a missing
 file and for ``--cfg-options`` keys that do not exist in the config, the
 data-check policy of its datasets, and the runner built from it."""
+import argparse
 import difflib
 import inspect
 import logging
@@ -190,3 +191,28 @@ def set_data_check(cfg: Config, mode: str) -> List[str]:
             logger='current',
             level=logging.WARNING)
     return touched
+
+
+def add_strictness_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--non-strict`` and ``--strict-data``, shared by the tools."""
+    parser.add_argument(
+        '--non-strict',
+        action='store_true',
+        help='load a checkpoint whose keys or shapes do not all fit the '
+        'model (e.g. a new head): what does not fit keeps its initial '
+        'values and is listed (load_strict=False)')
+    parser.add_argument(
+        '--strict-data',
+        action='store_true',
+        help='stop at dataset load on any invalid or dropped annotation '
+        "(data_check='strict' on each train, val and test dataset that "
+        'takes it)')
+
+
+def apply_strictness_arguments(cfg: Config,
+                               args: argparse.Namespace) -> None:
+    """Apply :func:`add_strictness_arguments`' flags to ``cfg``."""
+    if args.non_strict:
+        cfg.load_strict = False
+    if args.strict_data:
+        set_data_check(cfg, 'strict')

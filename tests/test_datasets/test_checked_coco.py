@@ -1,9 +1,7 @@
 """CheckedCocoDataset: each problem of a COCO file, made for real on small
 files, named at load time; the registry shadowing; --strict-data."""
-import importlib.util
 import json
 import logging
-import os.path as osp
 
 import cv2
 import numpy as np
@@ -17,6 +15,7 @@ from engine_plugins.datasets.checked_coco import (CheckedCocoDataset,
                                                   DataCheckError)
 from engine_plugins.datasets.demo_shapes import DemoShapesDataset
 from engine_plugins.utils.config_loading import set_data_check
+from tests.tool_loading import load_tool
 
 CLASSES = ('cat', 'dog')
 CATEGORIES = [
@@ -312,15 +311,6 @@ def test_coco_dataset_resolves_to_the_checked_class_in_our_scope(tmp_path):
     assert issubclass(DemoShapesDataset, CheckedCocoDataset)
 
 
-def _load_tool(name):
-    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    spec = importlib.util.spec_from_file_location(
-        f'tool_{name}', osp.join(repo, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 CONFIG = """
 default_scope = 'engine_plugins'
 coco = dict(type='CocoDataset', ann_file='a.json', pipeline=[])
@@ -339,7 +329,7 @@ def test_strict_data_flag_sets_only_datasets_that_take_it(tmp_path):
     path.write_text(CONFIG)
     ckpt = tmp_path / 'x.pth'
     ckpt.write_bytes(b'')
-    train = _load_tool('train')
+    train = load_tool('train')
     cfg = train.build_cfg(train.parse_args([str(path), '--strict-data']))
     inner = cfg.train_dataloader.dataset.datasets
     assert inner[0].dataset.data_check == 'strict'
@@ -347,7 +337,7 @@ def test_strict_data_flag_sets_only_datasets_that_take_it(tmp_path):
     assert 'data_check' not in inner[0]  # RepeatDataset takes none
     assert 'data_check' not in cfg.val_dataloader.dataset  # mmdet's class
     assert cfg.test_dataloader.dataset.dataset.data_check == 'strict'
-    test = _load_tool('test')
+    test = load_tool('test')
     cfg = test.build_cfg(
         test.parse_args([str(path), str(ckpt), '--strict-data']))
     assert cfg.test_dataloader.dataset.dataset.data_check == 'strict'

@@ -5,9 +5,9 @@ from scipy.io import wavfile
 
 from engine_plugins.datasets.audio.rvq_codec import (FRAME_RATE, RVQCodec,
                                                      log_mel)
-from tests.test_tools.test_train import _load_tool
+from tests.tool_loading import load_tool
 
-audio_to_codes = _load_tool('audio_to_codes')
+audio_to_codes = load_tool('audio_to_codes')
 SR = 16000
 
 

@@ -1,7 +1,8 @@
 """tools/diagnose.py: the command line."""
-from tests.test_tools.test_train import _load_tool, _train
+from tests.test_tools.test_train import _train
+from tests.tool_loading import load_tool
 
-diagnose_tool = _load_tool('diagnose')
+diagnose_tool = load_tool('diagnose')
 
 
 def test_a_missing_work_dir_is_a_clear_error(tmp_path, capsys):

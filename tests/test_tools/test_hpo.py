@@ -1,7 +1,6 @@
 """tools/hpo.py: trials through the Runner, resume from storage, pruning,
 failed trials with the sanity engine's reason, trials of killed processes,
 and a trainable best config."""
-import importlib.util
 import os
 import os.path as osp
 import signal
@@ -15,6 +14,7 @@ import pytest
 import torch
 
 from engine_plugins.utils import build_runner, load_config
+from tests.tool_loading import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY = """
@@ -35,15 +35,7 @@ visualizer = dict(vis_backends=[dict(type='LocalVisBackend')])
 """
 
 
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'tool_{name}', osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-hpo = _load_tool('hpo')
+hpo = load_tool('hpo')
 
 
 @pytest.fixture(autouse=True)

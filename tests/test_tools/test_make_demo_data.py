@@ -1,13 +1,11 @@
 """tools/make_demo_data.py writes the data once and names a conflict."""
-import importlib.util
 import json
 import os.path as osp
 
+from tests.tool_loading import load_tool
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-_spec = importlib.util.spec_from_file_location(
-    'tool_make_demo_data', osp.join(REPO, 'tools', 'make_demo_data.py'))
-make_demo_data = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make_demo_data)
+make_demo_data = load_tool('make_demo_data')
 
 
 def test_writes_then_refuses_other_settings(tmp_path, capsys):

@@ -1,16 +1,14 @@
 """tools/plot_ris_rmse.py: reads the metric's keys and draws a PNG."""
-import importlib.util
 import json
 import os.path as osp
 
 import matplotlib.image as mpimg
 import pytest
 
+from tests.tool_loading import load_tool
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-spec = importlib.util.spec_from_file_location(
-    'tool_plot_ris_rmse', osp.join(REPO, 'tools', 'plot_ris_rmse.py'))
-plot_tool = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(plot_tool)
+plot_tool = load_tool('plot_ris_rmse')
 
 METRICS = {
     'ris/rmse_network@-10dB': 2.0,

@@ -1,16 +1,12 @@
 """tools/test.py: evaluate a checkpoint and dump predictions."""
-import importlib.util
-import os.path as osp
 import pickle
 
 import pytest
 
-from tests.test_tools.test_train import REPO, TOY_CONFIG, _train
+from tests.test_tools.test_train import TOY_CONFIG, _train
+from tests.tool_loading import load_tool
 
-_spec = importlib.util.spec_from_file_location(
-    'tool_test', osp.join(REPO, 'tools', 'test.py'))
-test_tool = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(test_tool)
+test_tool = load_tool('test')
 
 
 @pytest.mark.slow

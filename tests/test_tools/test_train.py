@@ -1,23 +1,16 @@
 """tools/train.py: a run, a resume from its checkpoint, and the errors."""
-import importlib.util
 import os.path as osp
 
 import pytest
 import torch
 
+from tests.tool_loading import load_tool
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY_CONFIG = osp.join(REPO, 'tests', 'data', 'configs', 'toy_regression.py')
 
 
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(
-        f'tool_{name}', osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-train_tool = _load_tool('train')
+train_tool = load_tool('train')
 
 
 def _train(work_dir, *extra):

@@ -1,5 +1,4 @@
 """Registry builds with unknown arguments or types name the fix."""
-import importlib.util
 import os.path as osp
 import uuid
 
@@ -14,16 +13,9 @@ from engine_plugins.utils.build_errors import (UnknownArgumentError,
                                                UnknownTypeError,
                                                accepted_arguments,
                                                closest_name)
+from tests.tool_loading import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(
-        f'tool_{name}', osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @MODELS.register_module(force=True)
@@ -226,7 +218,7 @@ def test_a_class_without_arguments_names_the_argument(tmp_path):
 
 
 def test_train_tool_suggests_a_close_hook(tmp_path):
-    train_tool = _load_tool('train')
+    train_tool = load_tool('train')
     config = tmp_path / 'typo.py'
     config.write_text(f'_base_ = [{TOY_CONFIG!r}]\n'
                       "custom_hooks = [dict(type='GradSanityHok')]\n")

@@ -3,7 +3,6 @@ point repaired, leftovers cleaned, strict loading, and argument typos
 caught when the hook is built."""
 import errno
 import glob
-import importlib.util
 import os
 import os.path as osp
 import random
@@ -25,22 +24,14 @@ from engine_plugins.engine.hooks import \
     safe_checkpoint_hook as safe_hook_module
 from engine_plugins.registry import HOOKS
 from engine_plugins.utils.build_errors import UnknownArgumentError
+from tests.tool_loading import load_tool
 
 REPO = osp.dirname(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 TOY_CONFIG = osp.join(REPO, 'tests', 'data', 'configs', 'toy_regression.py')
 
-
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(
-        f'tool_{name}', osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-train_tool = _load_tool('train')
-test_tool = _load_tool('test')
+train_tool = load_tool('train')
+test_tool = load_tool('test')
 EVERY_ITER = ('default_hooks.checkpoint.interval=1',
               'default_hooks.checkpoint.max_keep_ckpts=1')
 
