@@ -139,7 +139,7 @@ model = dict(
         reg_max=16,
         loss=dict(
             type='YOLOv8DetLoss',
-            # DESIGN section 6: topk 10, alpha 0.5, beta 6.
+            # YOLOv8's assigner settings: topk 10, alpha 0.5, beta 6.
             assigner=dict(
                 type='YOLOv8TaskAlignedAssigner',
                 topk=10,

@@ -1,9 +1,10 @@
 """FP32 loss regions: code that must not run in half precision.
 
 Inside a region autocast is off and every floating tensor reaching the
-region, predictions *and* labels (seed 004 cast only the predictions), is
-widened to float32 (complex32 to complex64), recursively through dicts,
-lists, tuples and mmengine data elements. Outputs come back in that dtype.
+region, predictions *and* labels (casting only the predictions leaves
+half-precision labels beside fp32 predictions), is widened to float32
+(complex32 to complex64), recursively through dicts, lists, tuples and
+mmengine data elements. Outputs come back in that dtype.
 
 Example:
     >>> @fp32_region

@@ -44,7 +44,7 @@ class RISCovarianceNet(BaseModel):
         eps: The ``eps`` of ``L L^H + eps I``.
         loss_weights: Weights of ``frobenius``, ``subspace``, ``music``.
         fp32_loss_region: Run the losses in an FP32 region (turn off only to
-            reproduce seed 004).
+            reproduce the bf16 eigendecomposition failure it prevents).
         loss_dtype: ``'float32'`` or ``'float64'``.
         stabilize: Diagonal loading + jitter + gap-regularized backward.
         loading, jitter, gap_eps: Their sizes (relative to trace D).
@@ -139,7 +139,7 @@ class RISCovarianceNet(BaseModel):
         re = lr @ lr.mT + li @ li.mT
         im = li @ lr.mT - lr @ li.mT
         # torch.complex takes no bf16; outside a region this widens the
-        # prediction only (seed 004's pattern).
+        # prediction only; the labels keep their dtype.
         real = torch.promote_types(re.dtype, torch.float32)
         cov = torch.complex(re.to(real), im.to(real))
         cov = cov + self.eps * torch.eye(

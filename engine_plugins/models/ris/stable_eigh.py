@@ -2,7 +2,7 @@
 
 The backward of ``torch.linalg.eigh`` divides by eigenvalue gaps
 ``lambda_j - lambda_i``: NaN/Inf for (near-)degenerate spectra, even in
-fp64 (DESIGN section 6). For complex inputs it also checks that the loss
+fp64. For complex inputs it also checks that the loss
 does not depend on the eigenvector phases with an absolute tolerance of
 1e-2, which a GradScaler scale of 2^16 trips on rounding noise alone.
 

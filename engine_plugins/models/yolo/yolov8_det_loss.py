@@ -24,7 +24,8 @@ class YOLOv8DetLoss(nn.Module):
     each divided by ``max(sum of target scores, 1)`` and multiplied by its
     gain. Assignment and losses run in an FP32 loss region: under AMP the
     head's half-precision outputs are widened before any of it. Boxes and
-    DFL targets are in stride units (DESIGN §4); the assigner sees pixels.
+    DFL targets are in stride units (pixels / stride); the assigner sees
+    pixels.
     Without positives the box terms are an exact 0 that stays connected to
     the graph.
 

@@ -28,7 +28,7 @@ class DFLBoxCoder(DistancePointBBoxCoder):
     All coordinates are in *stride units*: anchor points are cell centres
     in grid units (``x + 0.5``) and boxes are pixel boxes divided by the
     level's stride. Targets are clamped to ``[0, reg_max - 1 - 0.01]`` so
-    that the two DFL bins around each target exist. Seed 001's case:
+    that the two DFL bins around each target exist. For example:
     anchor (200, 200) px and box (100, 100, 300, 300) px at stride 8 is
     point (25, 25) and box (12.5, 12.5, 37.5, 37.5), so every distance is
     12.5 bins.
