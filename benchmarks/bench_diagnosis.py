@@ -29,6 +29,7 @@ import json
 import os
 import os.path as osp
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -86,6 +87,9 @@ def run_case(case: Case, out: str, timeout: int) -> Dict:
     os.makedirs(folder, exist_ok=True)
     config = write_config(case, folder)
     work_dir = osp.join(folder, 'work')
+    # A reused --out folder holds earlier runs' event logs, which
+    # findings() would read first.
+    shutil.rmtree(work_dir, ignore_errors=True)
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get(
         'OMP_NUM_THREADS', '2'))
     start = time.time()
