@@ -32,11 +32,8 @@ Each fix is a small function with a test in ``tests/test_compat.py``:
   ``type`` fails with the accepted names and the closest match
   (:mod:`engine_plugins.utils.build_errors`).
 """
-import errno
 import os
 import pickle
-import shutil
-import tempfile
 from typing import Any, Callable, Mapping, Optional, Union
 
 import mmengine.dist.utils as mmengine_dist_utils
@@ -150,43 +147,13 @@ def atomic_local_writes() -> None:
     if getattr(LocalBackend.put, '_engine_plugins', False):
         return
 
-    def _atomic_write(data: Union[bytes, str],
-                      filepath,
-                      mode: str,
-                      encoding: Optional[str] = None) -> None:
-        filepath = os.fspath(filepath)
-        folder = os.path.dirname(os.path.abspath(filepath))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            dir=folder,
-            prefix=f'.{os.path.basename(filepath)}.',
-            suffix='.tmp')
-        try:
-            with os.fdopen(fd, mode, encoding=encoding) as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, filepath)
-        except BaseException as exc:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            if (isinstance(exc, OSError)
-                    and exc.errno in (errno.ENOSPC, errno.EDQUOT)):
-                free = shutil.disk_usage(folder).free
-                raise OSError(
-                    exc.errno,
-                    f'no space left to write {filepath}: it needs '
-                    f'{len(data) / 2**20:.1f} MiB and {folder} has '
-                    f'{free / 2**20:.1f} MiB free. The file there before '
-                    '(if any) is unchanged; free space or point work_dir '
-                    'elsewhere, then resume.') from None
-            raise
+    from .engine.checkpoints.checkpoint_files import write_atomically
 
     def put(self, obj: bytes, filepath) -> None:
-        _atomic_write(obj, filepath, 'wb')
+        write_atomically(filepath, obj, 'wb')
 
     def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
-        _atomic_write(obj, filepath, 'w', encoding=encoding)
+        write_atomically(filepath, obj, 'w', encoding=encoding)
 
     put._engine_plugins = put_text._engine_plugins = True
     put.__doc__ = LocalBackend.put.__doc__

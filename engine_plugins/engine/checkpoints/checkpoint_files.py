@@ -6,12 +6,14 @@ A PyTorch checkpoint is a zip archive (``torch.save`` since 1.6) whose
 members carry CRC-32 checksums, so a truncated or overwritten file is
 recognised without unpickling it.
 """
+import errno
 import os
 import os.path as osp
 import re
+import shutil
 import tempfile
 import zipfile
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 # Names of the temporary files that engine_plugins' atomic writer creates
 # next to their target: ``.<target name>.<random>.tmp``.
@@ -83,22 +85,47 @@ def is_loadable(path: str) -> bool:
     return diagnose_file(path) is None
 
 
-def write_text_atomically(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` so that a kill leaves the old content or
-    the new one, never an empty or partial file."""
+def write_atomically(path,
+                     data: Union[bytes, str],
+                     mode: str = 'wb',
+                     encoding: Optional[str] = None) -> None:
+    """Write ``data`` to ``path`` so that a kill leaves the old content or
+    the new one, never an empty or partial file: a temporary file next to
+    it (:data:`TEMPORARY_NAME`), fsynced, then renamed into place.
+
+    Raises:
+        OSError: on a full disk, naming the file, the space it needs and
+            the space left; the old file is unchanged.
+    """
+    path = os.fspath(path)
     folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
         dir=folder, prefix=f'.{osp.basename(path)}.', suffix='.tmp')
     try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
+        with os.fdopen(fd, mode, encoding=encoding) as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if osp.exists(tmp):
             os.remove(tmp)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC,
+                                                      errno.EDQUOT):
+            free = shutil.disk_usage(folder).free
+            raise OSError(
+                exc.errno, f'no space left to write {path}: it needs '
+                f'{len(data) / 2**20:.1f} MiB and {folder} has '
+                f'{free / 2**20:.1f} MiB free. The file there before (if '
+                'any) is unchanged; free space or point work_dir elsewhere, '
+                'then resume.') from None
         raise
+
+
+def write_text_atomically(path: str, text: str) -> None:
+    """:func:`write_atomically` for text."""
+    write_atomically(path, text, 'w')
 
 
 def remove_stale_temporaries(folder: str) -> Tuple[int, int]:
