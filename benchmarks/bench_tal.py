@@ -1,19 +1,24 @@
-"""YOLOv8TaskAlignedAssigner against a dense reference, in one run.
+"""YOLOv8TaskAlignedAssigner against ultralytics' TaskAlignedAssigner.
 
-The reference (``tests/test_task_modules/dense_reference_tal.py``) is the
-straightforward form of the same algorithm: CIoU and metrics for every
-(image, GT, anchor) triple at once. Ours computes CIoU only for candidate
-anchors (centre inside the GT) and goes per image above ``max_elements``.
+Both run in the same process on the same problems: a 640 px input with
+P3-P5 (strides 8-32: 8 400 anchors) or P2-P5 (strides 4-32: 34 000
+anchors), batch 2 / 8 / 16, 0 / 5 / 30 / 150 GTs per image, 80 classes.
+The reference is ultralytics 8.2.103 (``pip install --no-deps
+ultralytics==8.2.103``, imported offline, see
+``tests/reference_ultralytics.py``), configured as YOLOv8's loss uses it
+(topk 10, alpha 0.5, beta 6).
 
-Problems: batch 16 at 640 px, with P2 (strides 4-32: 34 000 anchors) and
-without (strides 8-32: 8 400 anchors), 5 / 30 / 150 GTs per image, 80
-classes. Per case: median seconds per call, peak extra memory (CUDA:
-allocator peak; CPU: resident-set peak via ``/proc/self/clear_refs``), the
-time and memory ratios, and whether every output is identical. Calls of
-the two implementations alternate so machine noise hits both alike::
+Per case: median seconds per call, peak extra memory (CUDA: allocator
+peak; CPU: resident-set peak via ``/proc/self/clear_refs``), the ratios
+(reference / ours: above 1 means ours is faster or smaller) and whether
+the outputs are identical: equal soft targets, and equal labels, boxes and
+GT indices on every positive anchor. ultralytics may also mark anchors
+with a zero metric positive (their target is 0); those are counted in the
+``zero-pos`` column and must have a zero target. Calls alternate so machine
+noise hits both alike::
 
     python benchmarks/bench_tal.py [--device cpu|cuda] [--repeats 3]
-        [--gts 5 30 150]
+        [--batches 2 8 16] [--gts 0 5 30 150] [--levels P3-P5 P2-P5]
 """
 import argparse
 import ctypes
@@ -29,12 +34,15 @@ sys.path.insert(0, _REPO)
 
 import torch  # noqa: E402
 
+from machine import describe  # noqa: E402
+
 from engine_plugins.task_modules import (  # noqa: E402
     YOLOv8TaskAlignedAssigner, make_anchor_points)
-from tests.test_task_modules.dense_reference_tal import \
-    dense_reference_tal  # noqa: E402
+from tests.reference_ultralytics import (  # noqa: E402
+    ORACLE_VERSION, import_ultralytics, ultralytics_version)
 
 NUM_CLASSES = 80
+LEVELS = {'P3-P5': (8, 16, 32), 'P2-P5': (4, 8, 16, 32)}
 _LIBC = ctypes.CDLL(ctypes.util.find_library('c'))
 
 
@@ -101,18 +109,35 @@ class PeakMemory:
         raise RuntimeError(f'{key} not in /proc/self/status')
 
 
-def run_case(num_gts, strides, device, repeats):
-    problem = make_problem(num_gts, strides, device=device)
+def compare(ours, ref):
+    """(identical, zero-metric positives of the reference)."""
+    fg, ref_fg = ours[3], ref[3].bool()
+    extra = ref_fg & ~fg
+    identical = (
+        not bool((fg & ~ref_fg).any())
+        and float(ref[2][extra].abs().sum()) == 0.0
+        and torch.allclose(ours[2], ref[2], atol=1e-6, rtol=1e-5)
+        and torch.equal(ours[0][fg], ref[0][fg].long())
+        and torch.equal(ours[1][fg], ref[1][fg])
+        and torch.equal(ours[4][fg], ref[4][fg]))
+    return identical, int(extra.sum())
+
+
+def run_case(reference, batch, num_gts, strides, device, repeats):
+    problem = make_problem(num_gts, strides, batch=batch, device=device)
+    scores, preds, points, labels, gts, pad = problem
     assigner = YOLOv8TaskAlignedAssigner(num_classes=NUM_CLASSES)
     impls = dict(
         ours=lambda: tuple(assigner.assign(*problem)),
-        dense=lambda: dense_reference_tal(
-            *problem, num_classes=NUM_CLASSES))
+        ref=lambda: tuple(
+            reference(scores, preds, points, labels[..., None], gts,
+                      pad[..., None].float())))
     times = {k: [] for k in impls}
     peaks = {k: 0.0 for k in impls}
     outs = {}
     for _ in range(repeats):
         for name, fn in impls.items():
+            outs.pop(name, None)  # free the last result before measuring
             with PeakMemory(device) as mem:
                 start = time.perf_counter()
                 outs[name] = fn()
@@ -120,45 +145,54 @@ def run_case(num_gts, strides, device, repeats):
                     torch.cuda.synchronize()
                 times[name].append(time.perf_counter() - start)
             peaks[name] = max(peaks[name], mem.mib)
-            outs[name] = tuple(t.cpu() for t in outs[name])
-    ours, dense = outs['ours'], outs['dense']
-    fg = ours[3]
-    identical = (
-        torch.equal(ours[3], dense[3]) and torch.equal(ours[0], dense[0])
-        and torch.equal(ours[4][fg], dense[4][fg])
-        and torch.equal(ours[1], dense[1])
-        and torch.allclose(ours[2], dense[2], atol=1e-6, rtol=1e-4))
+    ours = tuple(t.cpu() for t in outs['ours'])
+    ref = tuple(t.cpu() for t in outs['ref'])
+    identical, zero_pos = compare(ours, ref)
     return ({k: statistics.median(v) for k, v in times.items()}, peaks,
-            identical, int(fg.sum()))
+            identical, int(ours[3].sum()), zero_pos)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--repeats', type=int, default=3)
-    parser.add_argument('--gts', type=int, nargs='+', default=[5, 30, 150])
+    parser.add_argument('--batches', type=int, nargs='+', default=[2, 8, 16])
+    parser.add_argument(
+        '--gts', type=int, nargs='+', default=[0, 5, 30, 150])
+    parser.add_argument(
+        '--levels', nargs='+', choices=sorted(LEVELS),
+        default=['P3-P5', 'P2-P5'])
     args = parser.parse_args(argv)
-    print(f'device={args.device} torch={torch.__version__} '
-          f'threads={torch.get_num_threads()} repeats={args.repeats}')
-    header = (f'{"levels":>7} {"anchors":>7} {"GTs":>4} {"pos":>6} '
-              f'{"ours s":>8} {"dense s":>8} {"time x":>7} '
-              f'{"ours MiB":>9} {"dense MiB":>9} {"mem x":>7} identical')
-    print(header)
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda: torch sees no CUDA device here')
+    modules = import_ultralytics('ultralytics.utils.tal')
+    if modules is None:
+        parser.error('the reference is missing: pip install --no-deps '
+                     f'ultralytics=={ORACLE_VERSION}')
+    reference = modules[0].TaskAlignedAssigner(
+        topk=10, num_classes=NUM_CLASSES, alpha=0.5, beta=6.0)
+    print(describe(args.device) + f', ultralytics {ultralytics_version()}')
+    print(f'repeats={args.repeats}, 640 px, {NUM_CLASSES} classes; '
+          'ratios are ultralytics / ours (above 1: ours faster or smaller)')
+    print(f'{"levels":>6} {"B":>3} {"GTs":>4} {"pos":>6} {"ours s":>8} '
+          f'{"ultra s":>8} {"time x":>7} {"ours MiB":>9} {"ultra MiB":>9} '
+          f'{"mem x":>6} {"zero-pos":>8} identical')
     all_identical = True
-    for strides in ((4, 8, 16, 32), (8, 16, 32)):
-        levels = 'P2-P5' if strides[0] == 4 else 'P3-P5'
-        anchors = sum((640 // s)**2 for s in strides)
-        for num_gts in args.gts:
-            times, peaks, identical, pos = run_case(num_gts, strides,
-                                                    args.device, args.repeats)
-            all_identical &= identical
-            print(f'{levels:>7} {anchors:>7} {num_gts:>4} {pos:>6} '
-                  f'{times["ours"]:>8.3f} {times["dense"]:>8.3f} '
-                  f'{times["dense"] / times["ours"]:>7.2f} '
-                  f'{peaks["ours"]:>9.0f} {peaks["dense"]:>9.0f} '
-                  f'{peaks["dense"] / max(peaks["ours"], 1):>7.2f} '
-                  f'{identical}')
-    print('ratios are dense / ours: above 1 means ours is faster or smaller')
+    for levels in args.levels:
+        strides = LEVELS[levels]
+        for batch in args.batches:
+            for num_gts in args.gts:
+                times, peaks, identical, pos, zero_pos = run_case(
+                    reference, batch, num_gts, strides, args.device,
+                    args.repeats)
+                all_identical &= identical
+                print(f'{levels:>6} {batch:>3} {num_gts:>4} {pos:>6} '
+                      f'{times["ours"]:>8.4f} {times["ref"]:>8.4f} '
+                      f'{times["ref"] / times["ours"]:>7.2f} '
+                      f'{peaks["ours"]:>9.1f} {peaks["ref"]:>9.1f} '
+                      f'{peaks["ref"] / max(peaks["ours"], 0.1):>6.2f} '
+                      f'{zero_pos:>8} {identical}', flush=True)
+    print('all identical' if all_identical else 'OUTPUTS DIFFER')
     return 0 if all_identical else 1
 
 

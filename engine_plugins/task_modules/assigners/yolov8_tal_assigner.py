@@ -4,10 +4,9 @@ mmdet's ``TaskAlignedAssigner`` (TOOD) works per image on ``InstanceData``,
 uses plain IoU and a different normalisation; YOLOv8 needs the batched
 form below.
 """
-from typing import NamedTuple
+from typing import NamedTuple, Tuple
 
 import torch
-import torch.nn.functional as F
 
 from engine_plugins.engine.sanity.health import HealthStat
 from engine_plugins.registry import TASK_UTILS
@@ -72,14 +71,19 @@ class YOLOv8TaskAlignedAssigner:
 
     For each GT, the ``topk`` anchors (over all levels) whose centre lies
     strictly inside it and whose alignment metric is highest become
-    positives. An anchor claimed by several GTs goes to the GT with the
-    highest CIoU. Padded GT rows (``pad_mask`` False) are ignored.
+    positives. An anchor claimed by several GTs goes to the GT of its image
+    with the highest CIoU (the lowest GT row on a tie). Padded GT rows
+    (``pad_mask`` False) are ignored.
 
-    One deliberate difference from YOLOv8: a candidate whose metric is
-    exactly 0 (CIoU clamped to 0) is never positive. YOLOv8 may pick such
-    anchors when a GT has fewer than ``topk`` non-zero candidates, which
-    ones depending on ``topk``'s tie order; their soft target is 0, so the
-    losses are the same either way.
+    Two deliberate differences from YOLOv8's dense implementation, neither
+    of which changes a loss:
+
+    - a candidate whose metric is exactly 0 (CIoU clamped to 0) is never
+      positive. YOLOv8 may pick such anchors when a GT has fewer than
+      ``topk`` non-zero candidates, which ones depending on ``topk``'s tie
+      order; their soft target is 0.
+    - equal metrics at the ``topk``-th place are broken toward the lower
+      anchor index (``torch.topk`` leaves the order of ties unspecified).
 
     Worked example: one GT ``(0, 0, 16, 16)`` of class 2 and anchors at
     ``(4, 4)``, ``(12, 12)`` and ``(20, 4)``. The third lies outside, so
@@ -87,18 +91,18 @@ class YOLOv8TaskAlignedAssigner:
     0.2 and 0.4 and the best CIoU among them is 0.8, their class-2 targets
     are ``0.2 / 0.4 * 0.8 = 0.4`` and ``0.8``.
 
-    The full problem holds ``B x M x A`` metrics. When that exceeds
-    ``max_elements`` (crowded batches, P2 levels), the assigner runs one
-    image at a time with that image's GTs only: same result, bounded
-    memory.
+    Only (GT, anchor) pairs with the anchor centre inside the GT are ever
+    formed: time and memory grow with the number of such pairs, not with
+    ``B x M x A``. The pairs are found through x-buckets of anchors sorted
+    by y (a binary search per GT and bucket), so any anchor layout works.
 
     Args:
         num_classes: Number of classes ``C``.
         topk: Positives per GT. Defaults to 10.
         alpha: Exponent of the classification score. Defaults to 0.5.
         beta: Exponent of the CIoU. Defaults to 6.0.
-        eps: Numerical floor. Defaults to 1e-9.
-        max_elements: ``B * M * A`` above which to go per image.
+        eps: Margin of the strict inside test; must be >= 0. Defaults to
+            1e-9.
 
     Example:
         >>> assigner = TASK_UTILS.build(dict(
@@ -111,14 +115,15 @@ class YOLOv8TaskAlignedAssigner:
                  topk: int = 10,
                  alpha: float = 0.5,
                  beta: float = 6.0,
-                 eps: float = 1e-9,
-                 max_elements: int = 2**25) -> None:
+                 eps: float = 1e-9) -> None:
+        if eps < 0:
+            # The bucket search relies on "inside" implying x1 < x < x2.
+            raise ValueError(f'eps must be >= 0, got {eps}')
         self.num_classes = num_classes
         self.topk = topk
         self.alpha = alpha
         self.beta = beta
         self.eps = eps
-        self.max_elements = max_elements
 
     @torch.no_grad()
     def assign(self, pred_scores: torch.Tensor, pred_bboxes: torch.Tensor,
@@ -133,6 +138,10 @@ class YOLOv8TaskAlignedAssigner:
             gt_labels: ``(B, M)`` class ids (any value in padded rows).
             gt_bboxes: ``(B, M, 4)`` pixel xyxy.
             pad_mask: ``(B, M)`` bool, True for real GT rows.
+
+        Returns:
+            TALTargets. With no GT row at all, ``scores`` is a zero tensor
+            expanded to ``(B, A, C)`` (no memory); it is read-only.
         """
         batch, num_anchors = pred_scores.shape[:2]
         # Every anchor is a classification target (background included);
@@ -140,30 +149,10 @@ class YOLOv8TaskAlignedAssigner:
         SCORED.publish(
             torch.full((), float(batch * num_anchors),
                        device=pred_scores.device))
-        num_gts = gt_bboxes.shape[1]
-        if num_gts == 0:
+        if gt_bboxes.shape[1] == 0:
             return self._background(pred_scores, gt_bboxes)
-        # All-padding batches need no special case (and no host sync): no
-        # anchor is a candidate, so every output is background.
-        if batch == 1 or batch * num_gts * num_anchors <= self.max_elements:
-            return self._assign(pred_scores, pred_bboxes, anchor_points,
-                                gt_labels, gt_bboxes, pad_mask)
-        per_image = []
-        for b in range(batch):
-            keep = pad_mask[b]
-            one = slice(b, b + 1)
-            if not bool(keep.any()):
-                per_image.append(
-                    self._background(pred_scores[one], gt_bboxes[one]))
-                continue
-            out = self._assign(pred_scores[one], pred_bboxes[one],
-                               anchor_points, gt_labels[one][:, keep],
-                               gt_bboxes[one][:, keep], pad_mask[one][:, keep])
-            # back to indices into the padded rows
-            gt_idx = torch.where(out.fg_mask,
-                                 keep.nonzero().flatten()[out.gt_idx], 0)
-            per_image.append(out._replace(gt_idx=gt_idx))
-        return TALTargets(*(torch.cat(parts) for parts in zip(*per_image)))
+        return self._assign(pred_scores, pred_bboxes, anchor_points,
+                            gt_labels, gt_bboxes, pad_mask)
 
     def _background(self, pred_scores: torch.Tensor,
                     gt_bboxes: torch.Tensor) -> TALTargets:
@@ -172,65 +161,177 @@ class YOLOv8TaskAlignedAssigner:
         return TALTargets(
             labels=zeros,
             bboxes=gt_bboxes.new_zeros((batch, num_anchors, 4)),
-            scores=torch.zeros_like(pred_scores),
+            scores=pred_scores.new_zeros(()).expand_as(pred_scores),
             fg_mask=zeros.bool(),
             gt_idx=zeros)
 
     def _assign(self, pred_scores, pred_bboxes, anchor_points, gt_labels,
                 gt_bboxes, pad_mask) -> TALTargets:
         batch, num_anchors, _ = pred_scores.shape
-        num_gts = gt_bboxes.shape[1]
-        # (B, M, A): anchor centre strictly inside the GT, real GT rows only
-        lt = anchor_points[None, None] - gt_bboxes[:, :, None, :2]
-        rb = gt_bboxes[:, :, None, 2:] - anchor_points[None, None]
-        candidate = (torch.cat([lt, rb], -1).amin(-1) > self.eps) & \
-            pad_mask[:, :, None]
+        device = pred_scores.device
+        img_of_gt, row_of_gt = pad_mask.nonzero(as_tuple=True)  # (G,)
+        boxes = gt_bboxes[img_of_gt, row_of_gt]
+        num_real = len(boxes)
+        gt, anchor = candidate_pairs(anchor_points, boxes, self.eps)
+        img = img_of_gt[gt]
 
-        # Alignment metric on candidates only (CIoU clamped at 0).
-        overlaps = pred_bboxes.new_zeros((batch, num_gts, num_anchors))
-        scores = torch.zeros_like(overlaps)
-        b_idx, m_idx, a_idx = candidate.nonzero(as_tuple=True)
-        overlaps[b_idx, m_idx, a_idx] = bbox_ciou(
-            gt_bboxes[b_idx, m_idx],
-            pred_bboxes[b_idx, a_idx]).clamp(min=0).to(overlaps.dtype)
-        scores[b_idx, m_idx,
-               a_idx] = pred_scores[b_idx, a_idx,
-                                    gt_labels[b_idx,
-                                              m_idx].long()].to(scores.dtype)
+        # Alignment metric of every candidate pair (CIoU clamped at 0).
+        dtype = pred_bboxes.dtype
+        overlaps = bbox_ciou(boxes[gt], pred_bboxes[img, anchor]).clamp(
+            min=0).to(dtype)
+        labels_of_gt = gt_labels[img_of_gt, row_of_gt].long()
+        scores = pred_scores[img, anchor, labels_of_gt[gt]].to(dtype)
         align = scores.pow(self.alpha) * overlaps.pow(self.beta)
 
-        # Top-k per GT over all anchors; candidates only.
-        topk = min(self.topk, num_anchors)
-        topk_idx = align.topk(topk, dim=-1).indices
-        in_topk = torch.zeros_like(candidate).scatter_(-1, topk_idx, True)
-        positive = in_topk & candidate & (align > 0)
+        # Top-k per GT: sort the pairs by (GT, metric descending, anchor).
+        order = (gt * num_anchors + anchor).argsort()
+        order = order[_descending_within(align[order], gt[order])]
+        gt_sorted = gt[order]
+        starts = torch.cumsum(
+            torch.bincount(gt_sorted, minlength=num_real), 0) - \
+            torch.bincount(gt_sorted, minlength=num_real)
+        rank = torch.arange(len(order), device=device) - starts[gt_sorted]
+        top = torch.zeros_like(gt, dtype=torch.bool)
+        top[order] = rank < self.topk
+        positive = top & (align > 0)
 
-        # An anchor claimed by several GTs goes to the GT it overlaps most.
-        multi = positive.sum(1, keepdim=True) > 1  # (B, 1, A)
-        best = F.one_hot(overlaps.argmax(1), num_gts).permute(0, 2, 1).bool()
-        positive = torch.where(multi, best, positive)
-        fg_mask = positive.any(1)
-        gt_idx = positive.to(torch.uint8).argmax(1)  # (B, A)
-        POS_PER_GT.publish(positive.sum(), count=pad_mask.sum())
+        # An anchor claimed by several GTs goes to the GT of its image with
+        # the highest CIoU among all its candidate pairs, claimant or not
+        # (YOLOv8's argmax over every GT row), the lowest row on a tie.
+        slot = img * num_anchors + anchor  # (image, anchor) of each pair
+        num_slots = batch * num_anchors
+        claims = torch.zeros(num_slots, dtype=torch.long, device=device)
+        claims.index_add_(0, slot[positive],
+                          torch.ones_like(slot[positive]))
+        contested = claims[slot] > 1
+        best_overlap = overlaps.new_zeros(num_slots).scatter_reduce(
+            0, slot, overlaps, 'amax')
+        is_best = overlaps == best_overlap[slot]
+        best_gt = torch.full((num_slots, ), num_real, device=device)
+        best_gt.scatter_reduce_(0, slot[is_best], gt[is_best], 'amin')
+        positive = torch.where(contested, gt == best_gt[slot], positive)
+
+        pos_gt, pos_slot = gt[positive], slot[positive]
+        pos_align, pos_overlap = align[positive], overlaps[positive]
+        POS_PER_GT.publish(
+            positive.sum(), count=torch.full((), num_real, device=device))
         # The mean above hides a few gts that take every positive.
-        UNMATCHED.publish((pad_mask & ~positive.any(-1)).sum(),
-                          count=pad_mask.sum())
-        POS_CIOU.publish((overlaps * positive).sum(), count=positive.sum())
+        matched = torch.zeros(num_real, dtype=torch.bool, device=device)
+        matched[pos_gt] = True
+        UNMATCHED.publish((~matched).sum(),
+                          count=torch.full((), num_real, device=device))
+        POS_CIOU.publish(pos_overlap.sum(), count=positive.sum())
 
-        batch_idx = torch.arange(batch, device=gt_idx.device)[:, None]
-        labels = gt_labels.long()[batch_idx, gt_idx].clamp(min=0)
-        labels = torch.where(fg_mask, labels, 0)
-        bboxes = torch.where(fg_mask[..., None], gt_bboxes[batch_idx, gt_idx],
-                             0)
-        gt_idx = torch.where(fg_mask, gt_idx, 0)
+        # Soft targets: align / max_align(gt) * max_iou(gt).
+        max_align = align.new_zeros(num_real).scatter_reduce(
+            0, pos_gt, pos_align, 'amax')
+        max_iou = overlaps.new_zeros(num_real).scatter_reduce(
+            0, pos_gt, pos_overlap, 'amax')
+        norm = pos_align * max_iou[pos_gt] / (max_align[pos_gt] + self.eps)
 
-        # Soft targets: align / max_align(gt) * max_iou(gt), written into
-        # the label's column (a scatter: no (B, A, C) one-hot temporaries).
-        align = align * positive
-        max_align = align.amax(-1, keepdim=True)
-        max_iou = (overlaps * positive).amax(-1, keepdim=True)
-        norm = (align * max_iou / (max_align + self.eps)).amax(1)  # (B, A)
-        target = torch.zeros_like(pred_scores).scatter_(
-            -1, labels[..., None],
-            (norm * fg_mask).to(pred_scores.dtype)[..., None])
-        return TALTargets(labels, bboxes, target, fg_mask, gt_idx)
+        fg_mask = torch.zeros(num_slots, dtype=torch.bool, device=device)
+        fg_mask[pos_slot] = True
+        gt_idx = torch.zeros(num_slots, dtype=torch.long, device=device)
+        gt_idx[pos_slot] = row_of_gt[pos_gt]
+        labels = torch.zeros_like(gt_idx)
+        labels[pos_slot] = labels_of_gt[pos_gt].clamp(min=0)
+        bboxes = gt_bboxes.new_zeros((num_slots, 4))
+        bboxes[pos_slot] = boxes[pos_gt]
+        # Written into the label's column: no (B, A, C) one-hot.
+        target = torch.zeros_like(pred_scores).view(num_slots, -1)
+        target[pos_slot, labels[pos_slot]] = norm.to(target.dtype)
+        shape = (batch, num_anchors)
+        return TALTargets(
+            labels.view(shape), bboxes.view(*shape, 4),
+            target.view_as(pred_scores), fg_mask.view(shape),
+            gt_idx.view(shape))
+
+
+def _descending_within(values: torch.Tensor,
+                       groups: torch.Tensor) -> torch.Tensor:
+    """Stable permutation that orders ``values`` descending within each
+    group, groups ascending (``groups`` must already be ascending)."""
+    if values.dtype in (torch.float16, torch.bfloat16, torch.float32):
+        # A non-negative float's bit pattern orders like its value: one
+        # integer sort on (group, -bits) instead of two float sorts.
+        bits = values.float().clamp(min=0).view(torch.int32).long()
+        key = groups * 2**31 + (2**31 - 1 - bits)
+        return key.sort(stable=True).indices
+    order = values.sort(descending=True, stable=True).indices
+    return order[groups[order].sort(stable=True).indices]
+
+
+def candidate_pairs(anchor_points: torch.Tensor, boxes: torch.Tensor,
+                    eps: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """All ``(box, anchor)`` pairs with the anchor centre strictly inside
+    the box: ``min(x - x1, y - y1, x2 - x, y2 - y) > eps``.
+
+    Anchors are split into x-buckets, each sorted by y. For every box and
+    every bucket its x-range touches, a binary search gives the run of
+    anchors with ``y1 < y < y2``; the exact test then filters that run.
+    The work is about the number of anchors inside the boxes, plus one
+    bucket width of margin, instead of boxes x anchors.
+
+    Args:
+        anchor_points: ``(A, 2)`` anchor centres.
+        boxes: ``(G, 4)`` xyxy.
+        eps: Inside margin, >= 0.
+
+    Returns:
+        ``(box_index, anchor_index)``, each ``(N,)`` long, box-major.
+    """
+    device = anchor_points.device
+    num_anchors, num_boxes = len(anchor_points), len(boxes)
+    empty = torch.zeros(0, dtype=torch.long, device=device)
+    if num_anchors == 0 or num_boxes == 0:
+        return empty, empty
+    ax, ay = anchor_points.unbind(-1)
+    num_buckets = max(1, min(128, int(num_anchors**0.5)))
+    lo_x, hi_x = ax.min(), ax.max()
+    width = (hi_x - lo_x).clamp(min=1e-6) / num_buckets
+    bucket = ((ax - lo_x) / width).long().clamp(0, num_buckets - 1)
+    # anchors by (bucket, y), in a (buckets, L) table padded with +inf
+    by_y = ay.argsort(stable=True)
+    order = by_y[bucket[by_y].argsort(stable=True)]
+    sizes = torch.bincount(bucket, minlength=num_buckets)
+    first = torch.cumsum(sizes, 0) - sizes
+    rank = torch.arange(num_anchors, device=device) - first[bucket[order]]
+    length = int(sizes.max())
+    table_y = ay.new_full((num_buckets, length), float('inf'))
+    table_y[bucket[order], rank] = ay[order]
+    table_a = torch.zeros((num_buckets, length), dtype=torch.long,
+                          device=device)
+    table_a[bucket[order], rank] = order
+    bucket_min = ax.new_full((num_buckets, ), float('inf')).scatter_reduce(
+        0, bucket, ax, 'amin')
+    bucket_max = ax.new_full((num_buckets, ), -float('inf')).scatter_reduce(
+        0, bucket, ax, 'amax')
+
+    # "inside" implies x1 < x < x2 and y1 < y < y2 (eps >= 0), so these
+    # runs hold every candidate; the exact test below removes the rest.
+    # (Inclusive bounds: rounding the boxes to the anchors' dtype may
+    # move them onto an anchor.)
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    lo = torch.searchsorted(
+        table_y, y1.to(ay.dtype)[None].expand(num_buckets, -1).contiguous())
+    hi = torch.searchsorted(
+        table_y,
+        y2.to(ay.dtype)[None].expand(num_buckets, -1).contiguous(),
+        right=True)
+    touches = (bucket_max[:, None] >= x1) & (bucket_min[:, None] <= x2)
+    counts = torch.where(touches, (hi - lo).clamp(min=0), 0).T.reshape(-1)
+    total = int(counts.sum())
+    if total == 0:
+        return empty, empty
+    run = torch.repeat_interleave(
+        torch.arange(len(counts), device=device), counts, output_size=total)
+    offset = torch.arange(total, device=device) - \
+        (torch.cumsum(counts, 0) - counts)[run]
+    box_idx = run // num_buckets
+    bucket_idx = run % num_buckets
+    anchor_idx = table_a[bucket_idx, lo.T.reshape(-1)[run] + offset]
+    # The exact test, with the same arithmetic as a dense one.
+    px, py = ax[anchor_idx], ay[anchor_idx]
+    inside = ((px - x1[box_idx] > eps) & (py - y1[box_idx] > eps) &
+              (x2[box_idx] - px > eps) & (y2[box_idx] - py > eps))
+    return box_idx[inside], anchor_idx[inside]

@@ -6,6 +6,9 @@ import pytest
 import torch
 
 from engine_plugins.task_modules import YOLOv8TaskAlignedAssigner
+from engine_plugins.task_modules.assigners.yolov8_tal_assigner import \
+    candidate_pairs
+from tests.reference_ultralytics import import_ultralytics
 from tests.test_task_modules.dense_reference_tal import dense_reference_tal
 from tests.test_task_modules.reference_tal import reference_tal
 
@@ -101,12 +104,10 @@ def _random_problem(seed, batch=3, num_gts=6):
 
 
 @pytest.mark.parametrize('seed', [0, 1, 2])
-def test_batched_equals_reference_and_per_image_path(seed):
+def test_equals_the_loop_reference(seed):
     problem = _random_problem(seed)
     batched = YOLOv8TaskAlignedAssigner(num_classes=4, topk=5).assign(
         *problem)
-    per_image = YOLOv8TaskAlignedAssigner(
-        num_classes=4, topk=5, max_elements=0).assign(*problem)
     labels, bboxes, scores, fg, gt_idx, conflicts = reference_tal(
         *problem, num_classes=4, topk=5)
     assert batched.fg_mask.any() and conflicts > 0  # the cases are covered
@@ -115,8 +116,85 @@ def test_batched_equals_reference_and_per_image_path(seed):
     assert torch.equal(batched.labels, labels)
     torch.testing.assert_close(batched.bboxes[fg], bboxes[fg])
     torch.testing.assert_close(batched.scores, scores, atol=1e-6, rtol=1e-4)
-    for a, b in zip(batched, per_image):
-        torch.testing.assert_close(a, b)
+
+
+def _dense_inside(points, boxes, eps):
+    lt = points[None] - boxes[:, None, :2]
+    rb = boxes[:, None, 2:] - points[None]
+    return torch.cat([lt, rb], -1).amin(-1) > eps
+
+
+@pytest.mark.parametrize('layout', ['grid', 'scattered', 'one_column'])
+@pytest.mark.parametrize('box_dtype', [torch.float32, torch.float64])
+def test_candidate_pairs_equal_the_dense_inside_test(layout, box_dtype):
+    gen = torch.Generator().manual_seed(3)
+    if layout == 'grid':
+        # two levels of cell centres, as the YOLO head makes them
+        points = torch.cat([
+            torch.stack(torch.meshgrid(
+                torch.arange(n) + 0.5, torch.arange(n) + 0.5,
+                indexing='xy'), -1).reshape(-1, 2) * (64 / n)
+            for n in (16, 8)
+        ])
+    elif layout == 'scattered':
+        points = torch.rand(500, 2, generator=gen) * 64
+    else:  # every anchor at the same x: one bucket holds them all
+        points = torch.stack(
+            [torch.full((50, ), 7.0),
+             torch.rand(50, generator=gen) * 64], -1)
+    xy = torch.rand(40, 2, generator=gen) * 70 - 5
+    wh = torch.rand(40, 2, generator=gen) * 30
+    boxes = torch.cat([xy, xy + wh], -1)
+    # Boxes whose edges sit exactly on anchor coordinates, a zero-size box
+    # on an anchor, and one covering everything.
+    on_edge = points[:4].repeat(1, 2) + torch.tensor([-4., -4, 4, 4])
+    boxes = torch.cat([
+        boxes, on_edge, points[4:5].repeat(1, 2),
+        torch.tensor([[-1., -1, 100, 100]])
+    ]).to(box_dtype)
+    for eps in (0.0, 1e-9, 0.5):
+        box_idx, anchor_idx = candidate_pairs(points, boxes, eps)
+        dense = _dense_inside(points, boxes, eps)
+        got = torch.zeros_like(dense)
+        got[box_idx, anchor_idx] = True
+        assert torch.equal(got, dense), eps
+        assert len(box_idx) == int(dense.sum())  # no pair twice
+        assert bool((box_idx[1:] >= box_idx[:-1]).all())  # box-major
+
+
+def test_candidate_pairs_on_empty_inputs():
+    points = torch.rand(10, 2)
+    none = candidate_pairs(points, torch.zeros(0, 4), 1e-9)
+    assert [len(t) for t in none] == [0, 0]
+    far = candidate_pairs(points, torch.tensor([[50., 50, 60, 60]]), 1e-9)
+    assert [len(t) for t in far] == [0, 0]
+
+
+def test_negative_eps_is_refused():
+    with pytest.raises(ValueError, match='eps must be >= 0'):
+        YOLOv8TaskAlignedAssigner(num_classes=2, eps=-1.0)
+
+
+def test_ties_at_the_topk_place_go_to_the_lower_anchor_index():
+    # Five anchors on a row inside one GT, all with the same prediction
+    # relative to the GT: equal metrics. topk=3 keeps anchors 0, 1, 2.
+    points = torch.tensor([[2., 8], [6, 8], [10, 8], [14, 8], [18, 8]])
+    gt = torch.tensor([[[0., 0, 20, 16]]])
+    preds = gt.expand(1, 5, 4).clone()
+    scores = torch.full((1, 5, 2), 0.5)
+    out = YOLOv8TaskAlignedAssigner(num_classes=2, topk=3).assign(
+        scores, preds, points, torch.tensor([[1]]), gt,
+        torch.tensor([[True]]))
+    assert out.fg_mask.tolist() == [[True, True, True, False, False]]
+
+
+def test_background_scores_take_no_memory():
+    scores = torch.rand(2, 6, 3)
+    out = YOLOv8TaskAlignedAssigner(num_classes=3).assign(
+        scores, torch.rand(2, 6, 4), torch.rand(6, 2), torch.zeros(2, 0),
+        torch.zeros(2, 0, 4), torch.zeros(2, 0, dtype=torch.bool))
+    assert out.scores.shape == (2, 6, 3) and out.scores.stride() == (0, 0, 0)
+    assert float(out.scores.abs().sum()) == 0.0 and not out.fg_mask.any()
 
 
 @pytest.mark.parametrize('seed', [0, 1, 2])
@@ -133,3 +211,52 @@ def test_dense_benchmark_baseline_equals_the_loop_reference(seed):
     assert torch.equal(d_labels, labels)
     torch.testing.assert_close(d_bboxes, bboxes)
     torch.testing.assert_close(d_scores, scores, atol=1e-6, rtol=1e-4)
+
+
+def _ultralytics_assigner(**kwargs):
+    modules = import_ultralytics('ultralytics.utils.tal')
+    if modules is None:
+        pytest.skip('ultralytics (optional oracle) is not installed')
+    return modules[0].TaskAlignedAssigner(**kwargs)
+
+
+@pytest.mark.parametrize('seed', [0, 1])
+def test_outputs_equal_ultralytics(seed):
+    """Same targets as ultralytics' TaskAlignedAssigner on P3-P5 anchors of
+    a 256 px input, 0-20 GTs per image with padding, 5 classes."""
+    ultra = _ultralytics_assigner(
+        topk=10, num_classes=5, alpha=0.5, beta=6.0)
+    gen = torch.Generator().manual_seed(seed)
+    points = torch.cat([
+        torch.stack(torch.meshgrid(
+            torch.arange(256 // s) + 0.5, torch.arange(256 // s) + 0.5,
+            indexing='xy'), -1).reshape(-1, 2) * s for s in (8, 16, 32)
+    ])
+    batch, num_gts, num_anchors = 3, 20, len(points)
+    wh = torch.exp(torch.empty(batch, num_gts, 2).uniform_(2, 5.3,
+                                                           generator=gen))
+    xy = torch.rand(batch, num_gts, 2, generator=gen) * (256 - wh)
+    gts = torch.cat([xy, xy + wh], -1)
+    pad = torch.arange(num_gts)[None] < torch.tensor([[20], [7], [0]])
+    labels = torch.randint(0, 5, (batch, num_gts), generator=gen)
+    half = (torch.rand(batch, num_anchors, 2, generator=gen) * 40 + 4)
+    centre = points + (torch.rand(batch, num_anchors, 2, generator=gen) -
+                       0.5) * 16
+    preds = torch.cat([centre - half, centre + half], -1)
+    scores = torch.rand(batch, num_anchors, 5, generator=gen)
+
+    ours = YOLOv8TaskAlignedAssigner(num_classes=5).assign(
+        scores, preds, points, labels, gts, pad)
+    ref_labels, ref_bboxes, ref_scores, ref_fg, ref_idx = ultra(
+        scores, preds, points, labels[..., None], gts, pad[..., None].float())
+    fg = ours.fg_mask
+    assert 50 < int(fg.sum())  # the case is not trivial
+    # ultralytics may also mark zero-metric anchors positive (target 0);
+    # every anchor positive here is positive there, and nothing else
+    # differs.
+    assert not bool((fg & ~ref_fg).any())
+    assert float(ref_scores[ref_fg & ~fg].abs().sum()) == 0.0
+    torch.testing.assert_close(ours.scores, ref_scores, atol=1e-6, rtol=1e-5)
+    assert torch.equal(ours.gt_idx[fg], ref_idx[fg])
+    assert torch.equal(ours.labels[fg], ref_labels[fg])
+    assert torch.equal(ours.bboxes[fg], ref_bboxes[fg])
