@@ -33,13 +33,13 @@ _REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, _REPO)
 
 import torch  # noqa: E402
-
 from machine import describe  # noqa: E402
 
 from engine_plugins.task_modules import (  # noqa: E402
     YOLOv8TaskAlignedAssigner, make_anchor_points)
-from tests.reference_ultralytics import (  # noqa: E402
-    ORACLE_VERSION, import_ultralytics, ultralytics_version)
+from tests.reference_ultralytics import (ORACLE_VERSION,  # noqa: E402
+                                         import_ultralytics,
+                                         ultralytics_version)
 
 NUM_CLASSES = 80
 LEVELS = {'P3-P5': (8, 16, 32), 'P2-P5': (4, 8, 16, 32)}

@@ -238,7 +238,7 @@ class YOLOv8TaskAlignedAssigner:
         bboxes = gt_bboxes.new_zeros((num_slots, 4))
         bboxes[pos_slot] = boxes[pos_gt]
         # Written into the label's column: no (B, A, C) one-hot.
-        target = torch.zeros_like(pred_scores).view(num_slots, -1)
+        target = pred_scores.new_zeros(num_slots, pred_scores.shape[-1])
         target[pos_slot, labels[pos_slot]] = norm.to(target.dtype)
         shape = (batch, num_anchors)
         return TALTargets(

@@ -260,3 +260,16 @@ def test_outputs_equal_ultralytics(seed):
     assert torch.equal(ours.gt_idx[fg], ref_idx[fg])
     assert torch.equal(ours.labels[fg], ref_labels[fg])
     assert torch.equal(ours.bboxes[fg], ref_bboxes[fg])
+
+
+def test_non_contiguous_predictions():
+    """The head's scores are a permuted (B, C, A) tensor."""
+    problem = list(_random_problem(0))
+    contiguous = YOLOv8TaskAlignedAssigner(num_classes=4, topk=5).assign(
+        *problem)
+    problem[0] = problem[0].transpose(1, 2).contiguous().transpose(1, 2)
+    problem[1] = problem[1].transpose(1, 2).contiguous().transpose(1, 2)
+    assert not problem[0].is_contiguous()
+    out = YOLOv8TaskAlignedAssigner(num_classes=4, topk=5).assign(*problem)
+    for a, b in zip(out, contiguous):
+        assert torch.equal(a, b)
