@@ -33,13 +33,11 @@ _REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, _REPO)
 
 import torch  # noqa: E402
-from machine import describe  # noqa: E402
 
+from benchmarks.machine import describe  # noqa: E402
 from engine_plugins.task_modules import (  # noqa: E402
     YOLOv8TaskAlignedAssigner, make_anchor_points)
-from tests.reference_ultralytics import (ORACLE_VERSION,  # noqa: E402
-                                         import_ultralytics,
-                                         ultralytics_version)
+from tests import reference_ultralytics as oracle  # noqa: E402
 
 NUM_CLASSES = 80
 LEVELS = {'P3-P5': (8, 16, 32), 'P2-P5': (4, 8, 16, 32)}
@@ -165,13 +163,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: torch sees no CUDA device here')
-    modules = import_ultralytics('ultralytics.utils.tal')
+    modules = oracle.import_ultralytics('ultralytics.utils.tal')
     if modules is None:
         parser.error('the reference is missing: pip install --no-deps '
-                     f'ultralytics=={ORACLE_VERSION}')
+                     f'ultralytics=={oracle.ORACLE_VERSION}')
     reference = modules[0].TaskAlignedAssigner(
         topk=10, num_classes=NUM_CLASSES, alpha=0.5, beta=6.0)
-    print(describe(args.device) + f', ultralytics {ultralytics_version()}')
+    print(f'{describe(args.device)}, '
+          f'ultralytics {oracle.ultralytics_version()}')
     print(f'repeats={args.repeats}, 640 px, {NUM_CLASSES} classes; '
           'ratios are ultralytics / ours (above 1: ours faster or smaller)')
     print(f'{"levels":>6} {"B":>3} {"GTs":>4} {"pos":>6} {"ours s":>8} '

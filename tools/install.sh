@@ -65,9 +65,14 @@ else
 fi
 
 # 5. The rest of the stack, the package and the developer tools.
-pip_install mmdet==3.3.0 "pycocotools>=2.0.9" "peft>=0.21" \
-    "transformers>=5" safetensors openmim==0.3.9 \
+pip_install mmdet==3.3.0 "pycocotools>=2.0.9" "faster-coco-eval>=1.8,<1.9" \
+    "peft>=0.21" "transformers>=5" safetensors openmim==0.3.9 \
     "optuna>=4" tensorboard pytest flake8 isort yapf
+# ultralytics is a test and benchmark oracle only (its TAL assigner and
+# RT-DETR matcher): without its dependencies, which would pull a CUDA torch
+# and torchvision; tests/reference_ultralytics.py imports it offline.
+pip_install --no-deps ultralytics==8.2.103
+pip_install pandas psutil py-cpuinfo pyyaml requests tqdm pillow
 if [ "${EDITABLE:-0}" = 1 ]; then
     pip_install --no-build-isolation -e "$ROOT"
 else
@@ -100,7 +105,8 @@ except Exception as exc:  # install-time check
 import engine_plugins  # noqa: F401  (imports mmdet, applies stack fixes)
 
 for dist in ('torch', 'mmengine', 'mmcv', 'mmdet', 'peft', 'pycocotools',
-             'openmim', 'setuptools', 'engine_plugins'):
+             'faster-coco-eval', 'ultralytics', 'openmim', 'setuptools',
+             'engine_plugins'):
     print(f'{dist:>15s} {version(dist)}')
 print(f'{"mmcv.ops":>15s} OK (compiled ops, '
       f'cuda={torch.cuda.is_available()})')

@@ -10,7 +10,7 @@ _base_ = [
 ]
 
 # ---- data ------------------------------------------------------------------
-# COCO 2017 through the dataset base (CocoDataset, CocoMetric with the
+# COCO 2017 through the dataset base (CocoDataset, FastCocoMetric with the
 # standard maxDets); this file sets the pipelines and batch sizes.
 data_root = 'data/coco/'
 img_scale = (640, 640)  # (w, h) network input

@@ -1,4 +1,5 @@
 """Metrics: detection evaluation helpers and task metrics."""
+from .coco import FastCocoMetric
 from .ris import RISDoAMetric
 
-__all__ = ['RISDoAMetric']
+__all__ = ['FastCocoMetric', 'RISDoAMetric']
