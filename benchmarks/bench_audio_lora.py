@@ -152,6 +152,8 @@ def main(argv=None) -> list:
         for row in timed(size, args.iters, args.batch, args.device):
             row['peak_mib'], row['extra_mib'] = memory[size, row['mode']]
             rows.append(row)
+    from benchmarks.machine import describe
+    print(describe(args.device, ('torch', 'transformers', 'peft')))
     print(f'{"size":<6}{"mode":<6}{"params":>12}{"trainable":>12}'
           f'{"tokens":>8}{"step s":>9}{"tokens/s":>10}{"peak MiB":>10}'
           f'{"+steps MiB":>11}')

@@ -84,6 +84,8 @@ def main(argv=None) -> dict:
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     with open(out, 'w') as f:
         json.dump(result, f, indent=1)
+    from benchmarks.machine import describe
+    print(describe())
     print(f'train {train_s:.1f} s ({result["iters"]} iterations), test '
           f'{test_s:.1f} s; metrics in {out}')
     return result
