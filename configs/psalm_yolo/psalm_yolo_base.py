@@ -149,11 +149,15 @@ model = dict(
             box_weight=7.5,
             cls_weight=0.5,
             dfl_weight=1.5),
+        # multi_label=True scores every class above score_thr (YOLOv8's
+        # evaluation protocol, the higher COCO AP); False keeps each
+        # anchor's top class only (fewer boxes, for deployment).
         test_cfg=dict(
             score_thr=0.001,
             nms=dict(type='nms', iou_threshold=0.7),
             nms_pre=30000,
-            max_per_img=300)))
+            max_per_img=300,
+            multi_label=True)))
 
 # ---- schedule --------------------------------------------------------------
 max_epochs = 300

@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.ops import batched_nms
+from mmdet.models.utils import filter_scores_and_topk
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch.nn.utils.rnn import pad_sequence
@@ -33,8 +34,15 @@ class PSALMDualHead(BaseModule):
 
     Training output (:meth:`forward`): the raw per-level maps. Inference
     (:meth:`predict`): DFL expectation → distances → pixel xyxy, sigmoid
-    scores, top-scoring class per anchor, ``score_thr``, class-aware
-    batched NMS (mmcv) and ``max_per_img``, rescaled to the original image.
+    scores, ``score_thr`` and ``nms_pre`` (mmdet's
+    ``filter_scores_and_topk``), class-aware batched NMS (mmcv) and
+    ``max_per_img``, rescaled to the original image.
+
+    With ``multi_label=True`` (the default, YOLOv8's evaluation protocol)
+    every class of an anchor scoring above ``score_thr`` is a candidate, so
+    one box may be reported under several classes; with ``False`` only the
+    anchor's top class is (fewer, cleaner detections for deployment, and a
+    lower COCO AP: see the README).
 
     Args:
         in_channels: Channels of each level.
@@ -43,8 +51,9 @@ class PSALMDualHead(BaseModule):
         num_classes: ``K`` (for the bias prior).
         reg_max: DFL bins per side. Defaults to 16.
         loss: Loss config (``YOLOv8DetLoss``).
-        test_cfg: ``score_thr``, ``nms`` (mmcv ``nms_cfg``), ``nms_pre``,
-            ``max_per_img``.
+        test_cfg: ``score_thr`` (0.001), ``nms`` (mmcv ``nms_cfg``; IoU
+            0.7), ``nms_pre`` (30000 candidates per image before NMS),
+            ``max_per_img`` (300), ``multi_label`` (True).
 
     Example:
         >>> head = MODELS.build(dict(
@@ -91,7 +100,8 @@ class PSALMDualHead(BaseModule):
             score_thr=0.001,
             nms=dict(type='nms', iou_threshold=0.7),
             nms_pre=30000,
-            max_per_img=300)
+            max_per_img=300,
+            multi_label=True)
         self.test_cfg.update(test_cfg or {})
 
     def init_weights(self) -> None:
@@ -149,12 +159,15 @@ class PSALMDualHead(BaseModule):
         cfg = self.test_cfg
         results = []
         for b, sample in enumerate(data_samples):
-            score, label = scores[b].max(-1)
-            keep = score > cfg['score_thr']
-            score, label, boxes = score[keep], label[keep], bboxes[b][keep]
-            if len(score) > cfg['nms_pre']:
-                top = score.topk(cfg['nms_pre']).indices
-                score, label, boxes = score[top], label[top], boxes[top]
+            if cfg['multi_label']:
+                # every (anchor, class) above the threshold is a candidate
+                score, label, _, boxes = filter_scores_and_topk(
+                    scores[b], cfg['score_thr'], cfg['nms_pre'], bboxes[b])
+            else:
+                top, label = scores[b].max(-1, keepdim=True)
+                score, _, _, (boxes, label) = filter_scores_and_topk(
+                    top, cfg['score_thr'], cfg['nms_pre'],
+                    [bboxes[b], label[:, 0]])
             if len(score) == 0:
                 # mmcv's batched_nms fails on empty input (boxes.max()).
                 results.append(

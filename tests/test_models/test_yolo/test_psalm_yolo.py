@@ -158,3 +158,40 @@ def test_explicit_channels_that_disagree_with_the_backbone_are_named():
                 fusion=dict(type='PSALMFusion', num_classes=2, embed_dims=8,
                             num_heads=2),
                 bbox_head=dict(type='PSALMDualHead')))
+
+
+@pytest.mark.parametrize('multi_label', [True, False])
+def test_multi_label_scores_every_class_above_the_threshold(
+        monkeypatch, multi_label):
+    """One anchor with classes 0 and 2 at 0.9 and 0.6, one with class 1 at
+    0.8, all else far below ``score_thr``: the reference protocol reports
+    the first anchor's box under both classes (class-aware NMS keeps both);
+    top-class-only reports it once."""
+    model = tiny_model().eval()
+    head = model.bbox_head
+    head.test_cfg.update(score_thr=0.3, multi_label=multi_label)
+
+    def fixed_maps(feats, prototypes):
+        cls_maps = [torch.full((1, 3) + f.shape[-2:], -20.0) for f in feats]
+        cls_maps[0][0, :, 0, 0] = torch.logit(torch.tensor([0.9, 0.2, 0.6]))
+        cls_maps[0][0, 1, 1, 1] = torch.logit(torch.tensor(0.8))
+        box_maps = [
+            torch.zeros((1, 4 * head.coder.reg_max) + f.shape[-2:])
+            for f in feats
+        ]
+        return cls_maps, box_maps
+
+    monkeypatch.setattr(head, 'forward', fixed_maps)
+    data = _batch([[4., 4, 14, 14]], [0])
+    pred = model(**model.data_preprocessor(data, False),
+                 mode='predict')[0].pred_instances
+    got = sorted(zip(pred.scores.tolist(), pred.labels.tolist()),
+                 reverse=True)
+    expected = [(0.9, 0), (0.8, 1), (0.6, 2)] if multi_label else [(0.9, 0),
+                                                                   (0.8, 1)]
+    assert [label for _, label in got] == [label for _, label in expected]
+    assert [s for s, _ in got] == pytest.approx([s for s, _ in expected])
+    if multi_label:  # the same box under classes 0 and 2
+        first = {label: box for box, label in zip(pred.bboxes.tolist(),
+                                                  pred.labels.tolist())}
+        assert first[0] == first[2]
