@@ -1,10 +1,14 @@
 """Hyper-parameter search with Optuna, through the normal Runner.
 
-Each trial samples config overrides from a search space, trains for
-``--epochs-per-trial`` "epochs" of ``--iters-per-epoch`` iterations
-(default: the config's ``val_interval``) and validates after each. The
-validation loss (``--monitor``, default ``ris/val_loss``) is reported to
-the trial, and Optuna's median pruner stops unpromising trials. A trial
+The search spaces, the metric and its direction come from the config's
+``hpo`` section (:mod:`engine_plugins.utils.search_space`), so any task
+with one can be searched. Each trial samples config overrides from the
+space ``--space`` names, trains for ``--epochs-per-trial`` "epochs"
+(iteration-based loops: of ``--iters-per-epoch`` iterations, default the
+config's ``val_interval``; epoch-based loops: real epochs) and validates
+after each. The monitored metric (``hpo.monitor``, or ``--monitor``) is
+reported to the trial, and Optuna's median pruner stops unpromising
+trials. A trial
 stopped by the sanity engine (non-finite loss or gradients, dead losses)
 or ending with a non-finite validation loss is marked FAIL with the
 reason in its ``fail_reason`` user attribute; it is never scored with a
@@ -50,51 +54,16 @@ import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
+from mmengine.runner import EpochBasedTrainLoop  # noqa: E402
 
 import engine_plugins  # noqa: E402,F401  (applies the stack fixes)
 from engine_plugins.engine.sanity.errors import \
     TrainingSanityError  # noqa: E402
+from engine_plugins.utils import search_space  # noqa: E402
 from engine_plugins.utils import build_runner, load_config  # noqa: E402
 
 FINISHED = (optuna.trial.TrialState.COMPLETE,
             optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
-
-
-def narrow_space(trial: optuna.Trial) -> Dict:
-    """Around the defaults: learning rate and loss weights."""
-    return {
-        'optim_wrapper.optimizer.lr':
-        trial.suggest_float('lr', 3e-4, 3e-3, log=True),
-        'model.loss_weights.subspace':
-        trial.suggest_float('w_subspace', 0.5, 2.0),
-        'model.loss_weights.music':
-        trial.suggest_float('w_music', 0.0, 1.0),
-    }
-
-
-def wide_space(trial: optuna.Trial) -> Dict:
-    """Also the network size, weight decay and the eigh regularization."""
-    width = trial.suggest_categorical('width', [256, 512, 1024])
-    depth = trial.suggest_int('depth', 1, 3)
-    return {
-        'optim_wrapper.optimizer.lr':
-        trial.suggest_float('lr', 1e-4, 1e-2, log=True),
-        'optim_wrapper.optimizer.weight_decay':
-        trial.suggest_float('weight_decay', 1e-6, 1e-2, log=True),
-        'model.hidden': (width, ) * depth,
-        'model.loss_weights.frobenius':
-        trial.suggest_float('w_frobenius', 0.1, 2.0),
-        'model.loss_weights.subspace':
-        trial.suggest_float('w_subspace', 0.0, 2.0),
-        'model.loss_weights.music':
-        trial.suggest_float('w_music', 0.0, 2.0),
-        'model.gap_eps':
-        trial.suggest_float('gap_eps', 1e-6, 1e-3, log=True),
-    }
-
-
-SPACES: Dict[str, Callable[[optuna.Trial], Dict]] = dict(
-    narrow=narrow_space, wide=wide_space)
 
 
 class OptunaReportHook(Hook):
@@ -124,10 +93,13 @@ class OptunaReportHook(Hook):
                 f'validation {self.monitor} = {value} at iteration '
                 f'{runner.iter}')
         self.last = value
-        self.trial.report(value, runner.iter)
+        # the pruner compares trials at equal steps: epochs or iterations
+        step = runner.epoch if isinstance(runner.train_loop,
+                                          EpochBasedTrainLoop) else runner.iter
+        self.trial.report(value, step)
         if self.trial.should_prune():
             raise optuna.TrialPruned(
-                f'{self.monitor} = {value:.4g} at iteration {runner.iter}')
+                f'{self.monitor} = {value:.4g} at step {step}')
 
 
 def _proc_stat(pid: int) -> Optional[List[str]]:
@@ -220,26 +192,30 @@ def sampler_seed(seed: int, n_existing: int) -> int:
 
 
 def trial_config(base: Config, overrides: Dict, work_dir: str, epochs: int,
-                 iters_per_epoch: int) -> Config:
+                 iters_per_epoch: Optional[int]) -> Config:
     """The base config with the sampled overrides and a short schedule;
     the sanity checks raise on every iteration (a NaN fails the trial)."""
     cfg = copy.deepcopy(base)
     cfg.merge_from_dict(overrides)
     cfg.work_dir = work_dir
     cfg.experiment_name = f'{osp.basename(work_dir)}_{time.time_ns()}'
-    cfg.train_cfg.update(
-        max_iters=epochs * iters_per_epoch, val_interval=iters_per_epoch)
+    if 'max_epochs' in cfg.train_cfg:
+        cfg.train_cfg.update(max_epochs=epochs, val_interval=1)
+    else:
+        cfg.train_cfg.update(
+            max_iters=epochs * iters_per_epoch, val_interval=iters_per_epoch)
     cfg.default_hooks.sanity.update(policy='raise', interval=1)
     cfg.default_hooks.checkpoint = None
     return cfg
 
 
 def make_objective(base: Config, space: str, work_dir: str, epochs: int,
-                   iters_per_epoch: int, monitor: str) -> Callable:
+                   iters_per_epoch: Optional[int], monitor: str) -> Callable:
 
     def objective(trial: optuna.Trial) -> float:
         record_process(trial)
-        overrides = SPACES[space](trial)
+        overrides = search_space.sample_overrides(
+            trial, base.hpo['spaces'][space])
         trial.set_user_attr('overrides', {
             k: list(v) if isinstance(v, tuple) else v
             for k, v in overrides.items()
@@ -272,16 +248,21 @@ def run_study(config: str,
               study_name: Optional[str] = None,
               work_dir: Optional[str] = None,
               iters_per_epoch: Optional[int] = None,
-              monitor: str = 'ris/val_loss',
+              monitor: Optional[str] = None,
               cfg_options: Optional[Dict] = None,
               seed: int = 0,
               pruner: Optional[optuna.pruners.BasePruner] = None
               ) -> optuna.Study:
     """Create or resume the study and run the missing trials."""
-    if space not in SPACES:
-        raise ValueError(f'--space must be one of {sorted(SPACES)}, got '
-                         f'{space!r}')
     base = load_config(config, cfg_options, work_dir)
+    search_space.check_hpo_section(base.get('hpo'), config)
+    spaces = base.hpo['spaces']
+    if space not in spaces:
+        raise search_space.SearchSpaceError(
+            f'--space {space!r}: {config} declares the spaces '
+            f'{sorted(spaces)} (hpo.spaces)')
+    monitor = monitor or base.hpo['monitor']
+    direction = base.hpo.get('direction', 'minimize')
     iters_per_epoch = iters_per_epoch or base.train_cfg.get('val_interval')
     name = study_name or osp.splitext(osp.basename(config))[0]
     if storage and storage.startswith('sqlite:///'):
@@ -292,7 +273,7 @@ def run_study(config: str,
         study_name=name,
         storage=storage,
         load_if_exists=True,
-        direction='minimize',
+        direction=direction,
         pruner=pruner or optuna.pruners.MedianPruner(
             n_startup_trials=3, n_warmup_steps=0))
     study.sampler = optuna.samplers.TPESampler(
@@ -337,11 +318,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--iters-per-epoch', type=int, default=None,
                         help="iterations per epoch (default: the config's "
                         'train_cfg.val_interval)')
-    parser.add_argument('--space', choices=sorted(SPACES), default='narrow')
+    parser.add_argument(
+        '--space', default='narrow',
+        help="a search space of the config's hpo.spaces")
     parser.add_argument('--storage', default=None,
                         help='e.g. sqlite:///hpo.db; resumes if it exists')
     parser.add_argument('--study-name', default=None)
-    parser.add_argument('--monitor', default='ris/val_loss')
+    parser.add_argument(
+        '--monitor', default=None,
+        help="validation metric to optimize (default: the config's "
+        'hpo.monitor)')
     parser.add_argument('--work-dir', default=None)
     parser.add_argument('--best-config', default=None,
                         help='output .py (default WORK_DIR/best_config.py)')
@@ -354,6 +340,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> optuna.Study:
     args = parse_args(argv)
+    try:
+        study = _run(args)
+    except search_space.SearchSpaceError as exc:
+        sys.exit(f'hpo: {exc}')
+    return study
+
+
+def _run(args: argparse.Namespace) -> optuna.Study:
     study = run_study(args.config, args.n_trials, args.epochs_per_trial,
                       args.space, args.storage, args.study_name,
                       args.work_dir, args.iters_per_epoch, args.monitor,

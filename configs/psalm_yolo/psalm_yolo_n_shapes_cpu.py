@@ -116,3 +116,18 @@ custom_hooks = [
 default_hooks = dict(
     checkpoint=dict(interval=5, max_keep_ckpts=2),
     logger=dict(interval=10))
+
+# Search spaces for tools/hpo.py (engine_plugins/utils/search_space.py),
+# e.g. `python tools/hpo.py configs/psalm_yolo/psalm_yolo_n_shapes_cpu.py
+# --epochs-per-trial 5 --n-trials 10`: COCO mAP on the validation images,
+# higher is better.
+hpo = dict(
+    monitor='coco/bbox_mAP',
+    direction='maximize',
+    spaces=dict(
+        narrow={
+            'optim_wrapper.optimizer.lr':
+            dict(type='float', low=0.005, high=0.05, log=True, name='lr'),
+            'model.bbox_head.loss.box_weight':
+            dict(type='float', low=3.0, high=10.0, name='box_weight'),
+        }))

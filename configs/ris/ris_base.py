@@ -94,3 +94,42 @@ default_hooks = dict(
                     rule='less'))
 log_processor = dict(by_epoch=False)
 randomness = dict(seed=0)
+
+# Search spaces for tools/hpo.py (engine_plugins/utils/search_space.py):
+# `narrow` tunes the lr and loss weights around the defaults, `wide` also
+# the network size, weight decay and the eigh gap regularization.
+hpo = dict(
+    monitor='ris/val_loss',
+    direction='minimize',
+    spaces=dict(
+        narrow={
+            'optim_wrapper.optimizer.lr':
+            dict(type='float', low=3e-4, high=3e-3, log=True, name='lr'),
+            'model.loss_weights.subspace':
+            dict(type='float', low=0.5, high=2.0, name='w_subspace'),
+            'model.loss_weights.music':
+            dict(type='float', low=0.0, high=1.0, name='w_music'),
+        },
+        wide={
+            'model.hidden':
+            dict(
+                type='repeat',
+                value=dict(
+                    type='categorical', choices=[256, 512, 1024],
+                    name='width'),
+                times=dict(type='int', low=1, high=3, name='depth')),
+            'optim_wrapper.optimizer.lr':
+            dict(type='float', low=1e-4, high=1e-2, log=True, name='lr'),
+            'optim_wrapper.optimizer.weight_decay':
+            dict(
+                type='float', low=1e-6, high=1e-2, log=True,
+                name='weight_decay'),
+            'model.loss_weights.frobenius':
+            dict(type='float', low=0.1, high=2.0, name='w_frobenius'),
+            'model.loss_weights.subspace':
+            dict(type='float', low=0.0, high=2.0, name='w_subspace'),
+            'model.loss_weights.music':
+            dict(type='float', low=0.0, high=2.0, name='w_music'),
+            'model.gap_eps':
+            dict(type='float', low=1e-6, high=1e-3, log=True, name='gap_eps'),
+        }))

@@ -225,3 +225,51 @@ def test_a_killed_run_is_failed_and_replaced_on_resume(tmp_path):
     # A sampler seeded as in the first run would draw the killed trial's
     # parameters again.
     assert new.params != killed.params
+
+
+TOY_EPOCHS = """
+_base_ = [{base!r}]
+train_cfg = dict(_delete_=True, type='EpochBasedTrainLoop', max_epochs=10,
+                 val_interval=5)
+default_hooks = dict(checkpoint=dict(by_epoch=True, interval=5))
+log_processor = dict(by_epoch=True)
+hpo = dict(
+    monitor='toy/mse',
+    direction='maximize',
+    spaces=dict(lr={{
+        'optim_wrapper.optimizer.lr':
+        dict(type='float', low=0.001, high=0.01, log=True, name='lr'),
+    }}))
+"""
+
+
+def test_any_task_with_an_hpo_section_epoch_based_and_maximized(tmp_path):
+    """Not RIS-specific: the toy task, an epoch-based loop, and a metric to
+    maximize, all from the config's hpo section."""
+    config = tmp_path / 'toy_epochs.py'
+    config.write_text(
+        TOY_EPOCHS.format(
+            base=osp.join(REPO, 'tests', 'data', 'configs',
+                          'toy_regression.py')))
+    study = hpo.run_study(
+        str(config), n_trials=2, epochs=2, space='lr',
+        work_dir=str(tmp_path / 'hpo'))
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+    assert [t.state.name for t in study.trials] == ['COMPLETE', 'COMPLETE']
+    # one validation per epoch, reported at epochs 1 and 2
+    assert all(sorted(t.intermediate_values) == [1, 2] for t in study.trials)
+    assert study.best_value == max(t.value for t in study.trials)
+    for trial in study.trials:
+        lr = trial.user_attrs['overrides']['optim_wrapper.optimizer.lr']
+        assert lr == trial.params['lr'] and 0.001 <= lr <= 0.01
+
+
+def test_a_config_without_hpo_section_or_space_is_named(tmp_path):
+    toy = osp.join(REPO, 'tests', 'data', 'configs', 'toy_regression.py')
+    with pytest.raises(SystemExit, match=r'toy_regression\.py has no `hpo` '
+                       'section'):
+        hpo.main([toy, '--work-dir', str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"--space 'huge': .* declares the "
+                       r"spaces \['narrow', 'wide'\]"):
+        hpo.main([_tiny_config(tmp_path), '--space', 'huge', '--work-dir',
+                  str(tmp_path)])
