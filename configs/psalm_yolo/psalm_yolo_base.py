@@ -3,11 +3,14 @@
 # and prototype-similarity classes. Size variants (n, s) and the P3-P5
 # variant change only the backbone: the neck, fusion and head follow its
 # channels and strides.
-_base_ = ['../_base_/default_runtime.py']
+_base_ = [
+    '../_base_/default_runtime.py', '../_base_/datasets/coco_detection.py'
+]
 
 # ---- data ------------------------------------------------------------------
-data_root = 'data/coco/'
-dataset_type = 'CocoDataset'
+# COCO 2017 from the dataset base (data_root, annotation files, the
+# FastCocoMetric with the standard maxDets); YOLOv8's pipelines and batch
+# sizes here.
 img_scale = (640, 640)  # (w, h) network input
 backend_args = None
 num_classes = 80
@@ -70,43 +73,14 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=16,
     num_workers=8,
-    persistent_workers=True,
     pin_memory=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    batch_sampler=None,  # plain shuffled batches, not grouped by aspect
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='annotations/instances_train2017.json',
-        data_prefix=dict(img='train2017/'),
         filter_cfg=dict(filter_empty_gt=False, min_size=2),
-        pipeline=train_pipeline,
-        backend_args=backend_args))
+        pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=8,
-    num_workers=4,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='annotations/instances_val2017.json',
-        data_prefix=dict(img='val2017/'),
-        test_mode=True,
-        pipeline=test_pipeline,
-        backend_args=backend_args))
+    batch_size=8, num_workers=4, dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-
-# FastCocoMetric (mmdet's CocoMetric on faster-coco-eval) defaults, as
-# mmdet's, to maxDets (100, 300, 1000), which makes its "mAP" the AP at 1000
-# detections; (1, 10, 100) gives the standard COCO AP.
-val_evaluator = dict(
-    type='FastCocoMetric',
-    ann_file=data_root + 'annotations/instances_val2017.json',
-    metric='bbox',
-    proposal_nums=(1, 10, 100),
-    backend_args=backend_args)
-test_evaluator = val_evaluator
 
 # ---- model -----------------------------------------------------------------
 model = dict(
