@@ -15,10 +15,6 @@ Each fix is a small function with a test in ``tests/test_compat.py``:
   truncated, damaged or foreign file, and weights that differ from the
   checksums saved with them, fail with the file and the problem named
   instead of ``EOFError`` or a zip error; an unknown global is named.
-* :func:`atomic_local_writes` — mmengine writes checkpoints with a plain
-  ``open(path, 'wb')``; a kill mid-write left a truncated ``.pth``. Local
-  writes now go to a temporary file that is renamed into place; a full
-  disk names the file and the space it needs.
 * :func:`enable_cpu_amp` — ``AmpOptimWrapper`` asserts that an accelerator
   exists. On CPU it now runs bf16 autocast without a loss scaler (bf16 has
   fp32's exponent range, so scaling buys nothing); fp16 on CPU is refused
@@ -41,7 +37,6 @@ import numpy as np
 import torch
 from mmengine.device import (is_cuda_available, is_mlu_available,
                              is_musa_available, is_npu_available)
-from mmengine.fileio.backends.local_backend import LocalBackend
 from mmengine.logging import print_log
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.model import MMDistributedDataParallel
@@ -140,26 +135,6 @@ def explain_checkpoint_errors() -> None:
     # '' is the prefix of local paths: the public way to replace the
     # local loader.
     CheckpointLoader.register_scheme('', load_from_local, force=True)
-
-
-def atomic_local_writes() -> None:
-    """Make ``LocalBackend.put`` / ``put_text`` write-then-rename."""
-    if getattr(LocalBackend.put, '_engine_plugins', False):
-        return
-
-    from .engine.checkpoints.checkpoint_files import write_atomically
-
-    def put(self, obj: bytes, filepath) -> None:
-        write_atomically(filepath, obj, 'wb')
-
-    def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
-        write_atomically(filepath, obj, 'w', encoding=encoding)
-
-    put._engine_plugins = put_text._engine_plugins = True
-    put.__doc__ = LocalBackend.put.__doc__
-    put_text.__doc__ = LocalBackend.put_text.__doc__
-    LocalBackend.put = put
-    LocalBackend.put_text = put_text
 
 
 def _has_accelerator() -> bool:
@@ -284,7 +259,6 @@ def apply_all() -> None:
         return
     allow_mmengine_checkpoints()
     explain_checkpoint_errors()
-    atomic_local_writes()
     enable_cpu_amp()
     enable_cpu_distributed()
     explain_build_errors()

@@ -14,6 +14,7 @@ from mmengine.runner import Runner
 from engine_plugins.registry import HOOKS
 from ...utils.build_errors import UnknownArgumentError
 from ...utils.build_errors import _suggest as suggestion
+from ..checkpoints.atomic_local_backend import BACKEND_NAME
 from ..checkpoints.checkpoint_files import (POINTER_NAME,
                                             remove_stale_temporaries,
                                             resolve_resume_point,
@@ -64,6 +65,9 @@ class SafeCheckpointHook(CheckpointHook):
     ``CheckpointHook``, so configs in that scope that name mmengine's hook
     get this one. Differences from mmengine's hook:
 
+    * Local checkpoints are written atomically (temporary file, fsync,
+      rename: ``AtomicLocalBackend``), unless ``backend_args`` or
+      ``file_client_args`` choose a backend.
     * A checkpoint made obsolete by ``max_keep_ckpts`` (or a better
       ``save_best``) is deleted only after the new file is in place; a kill
       or a full disk during the save leaves the previous one.
@@ -116,6 +120,14 @@ class SafeCheckpointHook(CheckpointHook):
         if out_dir == runner.work_dir or '://' in out_dir:
             return out_dir
         return osp.join(out_dir, osp.basename(runner.work_dir.rstrip(osp.sep)))
+
+    def before_train(self, runner: Runner) -> None:
+        # Local checkpoints go through the atomic backend unless the config
+        # chose a backend itself.
+        if (self.backend_args is None and self.file_client_args is None
+                and '://' not in self._local_out_dir(runner)):
+            self.backend_args = dict(backend=BACKEND_NAME)
+        super().before_train(runner)
 
     def before_run(self, runner: Runner) -> None:
         if is_main_process():

@@ -95,6 +95,25 @@ def test_saved_checkpoints_carry_verified_checksums(tmp_path):
                                                              'iter_8.pth')
 
 
+def _checkpoint_hook(runner):
+    return next(h for h in runner.hooks if isinstance(h, SafeCheckpointHook))
+
+
+def test_local_checkpoints_use_the_atomic_backend_unless_chosen(tmp_path):
+    runner = _train(tmp_path / 'default')
+    assert _checkpoint_hook(runner).backend_args == dict(
+        backend='atomic_local')
+    assert type(_checkpoint_hook(runner).file_backend).__name__ == \
+        'AtomicLocalBackend'
+    runner = _train(
+        tmp_path / 'chosen',
+        options=['default_hooks.checkpoint.backend_args.backend=local'])
+    assert _checkpoint_hook(runner).backend_args == dict(backend='local')
+    assert type(_checkpoint_hook(runner).file_backend).__name__ == \
+        'LocalBackend'
+    assert is_loadable(str(tmp_path / 'chosen' / 'iter_8.pth'))
+
+
 def test_full_disk_keeps_the_previous_checkpoint(tmp_path):
     """The third save hits ENOSPC: the error names the file and the space;
     with max_keep_ckpts=1 the second checkpoint is still there, intact,
