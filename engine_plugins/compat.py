@@ -15,10 +15,6 @@ Each fix is a small function with a test in ``tests/test_compat.py``:
   truncated, damaged or foreign file, and weights that differ from the
   checksums saved with them, fail with the file and the problem named
   instead of ``EOFError`` or a zip error; an unknown global is named.
-* :func:`enable_cpu_amp` — ``AmpOptimWrapper`` asserts that an accelerator
-  exists. On CPU it now runs bf16 autocast without a loss scaler (bf16 has
-  fp32's exponent range, so scaling buys nothing); fp16 on CPU is refused
-  with a clear message.
 * :func:`enable_cpu_distributed` — the ``pytorch`` launcher path called
   ``torch.cuda.set_device`` and wrapped CPU models in DDP with
   ``device_ids=[local_rank]``; both fail without a GPU. On CPU the same path
@@ -35,12 +31,9 @@ from typing import Any, Callable, Mapping, Optional, Union
 import mmengine.dist.utils as mmengine_dist_utils
 import numpy as np
 import torch
-from mmengine.device import (is_cuda_available, is_mlu_available,
-                             is_musa_available, is_npu_available)
 from mmengine.logging import print_log
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.model import MMDistributedDataParallel
-from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.runner.checkpoint import CheckpointLoader
 
 _APPLIED = False
@@ -137,49 +130,6 @@ def explain_checkpoint_errors() -> None:
     CheckpointLoader.register_scheme('', load_from_local, force=True)
 
 
-def _has_accelerator() -> bool:
-    return (is_cuda_available() or is_npu_available() or is_mlu_available()
-            or is_musa_available())
-
-
-def enable_cpu_amp() -> None:
-    """Let ``AmpOptimWrapper`` (and subclasses) run bf16 autocast on CPU."""
-    original = AmpOptimWrapper.__init__
-    if getattr(original, '_engine_plugins', False):
-        return
-
-    def __init__(self,
-                 loss_scale: Union[str, float, dict] = 'dynamic',
-                 dtype: Union[str, torch.dtype, None] = None,
-                 use_fsdp: bool = False,
-                 **kwargs) -> None:
-        if _has_accelerator():
-            original(
-                self,
-                loss_scale=loss_scale,
-                dtype=dtype,
-                use_fsdp=use_fsdp,
-                **kwargs)
-            return
-        if isinstance(dtype, str):
-            dtype = getattr(torch, dtype, dtype)
-        if dtype not in (None, torch.bfloat16):
-            raise ValueError(
-                f'AMP on CPU supports dtype=bfloat16 only, got {dtype}. '
-                "Set optim_wrapper.dtype='bfloat16' (or leave it unset) for "
-                'CPU runs; float16 needs a GPU.')
-        OptimWrapper.__init__(self, **kwargs)
-        self._scale_update_param = None
-        # A disabled scaler is a pass-through: scale() returns the loss,
-        # step() calls optimizer.step(), state_dict() is empty.
-        self.loss_scaler = torch.amp.GradScaler('cpu', enabled=False)
-        self.cast_dtype = torch.bfloat16
-
-    __init__._engine_plugins = True
-    __init__.__doc__ = original.__doc__
-    AmpOptimWrapper.__init__ = __init__
-
-
 def enable_cpu_distributed() -> None:
     """Make the ``pytorch`` launcher and DDP wrapper work on CPU (gloo)."""
     original_init_dist = mmengine_dist_utils._init_dist_pytorch
@@ -187,7 +137,9 @@ def enable_cpu_distributed() -> None:
         return
 
     def _init_dist_pytorch(backend, init_backend='torch', **kwargs) -> None:
-        if _has_accelerator() or init_backend != 'torch':
+        from .engine.optim_wrappers.portable_amp_optim_wrapper import \
+            has_accelerator
+        if has_accelerator() or init_backend != 'torch':
             return original_init_dist(backend, init_backend, **kwargs)
         if backend != 'gloo':
             print_log(
@@ -259,7 +211,6 @@ def apply_all() -> None:
         return
     allow_mmengine_checkpoints()
     explain_checkpoint_errors()
-    enable_cpu_amp()
     enable_cpu_distributed()
     explain_build_errors()
     _APPLIED = True

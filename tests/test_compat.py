@@ -11,6 +11,7 @@ from mmengine.optim import AmpOptimWrapper
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import engine_plugins  # noqa: F401
+from engine_plugins.engine.optim_wrappers import PortableAmpOptimWrapper
 
 
 class _RunsCode:
@@ -84,10 +85,10 @@ def test_importing_leaves_mmengines_local_backend_alone(tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='CPU behaviour')
-def test_amp_optim_wrapper_runs_bf16_on_cpu():
+def test_portable_amp_optim_wrapper_runs_bf16_on_cpu():
     torch.manual_seed(0)
     model = nn.Linear(4, 2)
-    wrapper = AmpOptimWrapper(
+    wrapper = PortableAmpOptimWrapper(
         optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
     assert wrapper.cast_dtype == torch.bfloat16
     before = model.weight.detach().clone()
@@ -106,9 +107,23 @@ def test_amp_optim_wrapper_runs_bf16_on_cpu():
 def test_amp_fp16_on_cpu_is_refused_clearly():
     model = nn.Linear(2, 2)
     with pytest.raises(ValueError, match='bfloat16'):
-        AmpOptimWrapper(
+        PortableAmpOptimWrapper(
             dtype='float16',
             optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU behaviour')
+def test_amp_optim_wrapper_resolves_to_the_portable_one_in_our_scope():
+    from mmengine.registry import OPTIM_WRAPPERS as ROOT
+    from mmengine.registry import DefaultScope
+    model = nn.Linear(2, 2)
+    cfg = dict(type='AmpOptimWrapper',
+               optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    with DefaultScope.overwrite_default_scope('engine_plugins'):
+        assert isinstance(ROOT.build(dict(cfg)), PortableAmpOptimWrapper)
+    # mmengine's own class is unchanged: it still needs an accelerator.
+    with pytest.raises(AssertionError):
+        AmpOptimWrapper(optimizer=cfg['optimizer'])
 
 
 def test_ddp_wrapper_accepts_cpu_module_with_device_ids(tmp_path):

@@ -14,9 +14,10 @@ import contextlib
 from typing import Dict, Optional
 
 import torch
-from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmengine.optim import OptimWrapper
 
 from engine_plugins.registry import OPTIM_WRAPPERS
+from .portable_amp_optim_wrapper import PortableAmpOptimWrapper
 
 
 class GradSanityMixin:
@@ -96,9 +97,9 @@ class GradSanityOptimWrapper(GradSanityMixin, OptimWrapper):
 
 
 @OPTIM_WRAPPERS.register_module()
-class AmpGradSanityOptimWrapper(GradSanityMixin, AmpOptimWrapper):
+class AmpGradSanityOptimWrapper(GradSanityMixin, PortableAmpOptimWrapper):
     """:class:`AmpOptimWrapper` whose step the sanity monitor guards. Runs
-    fp16/bf16 on GPU and bf16 on CPU (see ``engine_plugins.compat``).
+    fp16/bf16 on GPU and bf16 on CPU (:class:`PortableAmpOptimWrapper`).
 
     Gradients are unscaled before the checks. Under a dynamic fp16 loss
     scale, non-finite gradients are first assumed to be a scale overflow:
