@@ -52,7 +52,6 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     from mmengine.config import DictAction
 
-    import engine_plugins  # noqa: F401  (stack fixes)
     from engine_plugins.utils import build_runner, load_config
     options = {}
     for item in args.cfg_options:

@@ -49,7 +49,6 @@ import torch.nn.functional as F  # noqa: E402
 from mmdet.models.backbones import ResNet  # noqa: E402
 from mmengine.model import BaseModel  # noqa: E402
 from mmengine.optim import OptimWrapper  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 
 import engine_plugins  # noqa: E402,F401
 from benchmarks.bench_diagnosis import ensure_audio_demo_data  # noqa: E402
@@ -57,7 +56,7 @@ from engine_plugins.engine import GradSanityOptimWrapper  # noqa: E402
 from engine_plugins.engine.sanity.events import SanityEvents  # noqa: E402
 from engine_plugins.engine.sanity.monitor import SanityMonitor  # noqa: E402
 from engine_plugins.engine.sanity.probe import TrainStepProbe  # noqa: E402
-from engine_plugins.utils import load_config  # noqa: E402
+from engine_plugins.utils import build_runner, load_config  # noqa: E402
 
 BASES = dict(
     yolo='benchmarks/mutations/bases/yolo.py',
@@ -100,7 +99,7 @@ def config_task(name: str, args):
         osp.join(REPO, BASES[name]),
         work_dir=osp.join(REPO, 'work_dirs', 'bench_overhead', name))
     cfg.train_dataloader.batch_size = args.batch
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     loader = iter(runner.train_dataloader)
     batches = [next(loader) for _ in range(8)]
     model = runner.model

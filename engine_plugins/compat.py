@@ -1,39 +1,28 @@
-"""Fixes for the pinned stack (torch 2.13, mmengine 0.10.7), applied once
-when ``engine_plugins`` is imported.
+"""Fixes for the pinned stack (torch 2.13, mmengine 0.10.7) that have no
+public extension point, applied explicitly by :func:`apply_runtime_fixes`.
 
-Each fix is a small function with a test in ``tests/test_compat.py``:
+Importing ``engine_plugins`` changes nothing in mmengine or torch: the
+tools (``tools/train.py``, ``test.py``, ``hpo.py``) and
+``engine_plugins.utils.build_runner`` call :func:`apply_runtime_fixes`,
+and a script that builds its own Runner calls it too. What used to be
+patched and now goes through public extension points instead:
+atomic checkpoint writes (the ``atomic_local`` file backend of
+``SafeCheckpointHook``), AMP on a CPU (``PortableAmpOptimWrapper``,
+registered as ``AmpOptimWrapper`` in our scope) and DDP on a CPU
+(``PortableDistributedDataParallel`` and
+``engine_plugins.engine.cpu_distributed.prepare_distributed``).
 
-* :func:`allow_mmengine_checkpoints` — torch >= 2.6 loads with
-  ``weights_only=True``. mmengine checkpoints pickle ``HistoryBuffer``,
-  numpy arrays/scalars and ``getattr(HistoryBuffer, 'min')``-style method
-  references, so ``--resume`` raised ``UnpicklingError``. We allowlist
-  exactly those globals (``getattr`` only on ``HistoryBuffer``) instead of
-  turning ``weights_only`` off: every load, resume and ``load_from`` alike,
-  stays a ``weights_only=True`` load that cannot run code.
-* :func:`explain_checkpoint_errors` — local checkpoints load through a
-  loader registered with ``CheckpointLoader.register_scheme``: an empty,
-  truncated, damaged or foreign file, and weights that differ from the
-  checksums saved with them, fail with the file and the problem named
-  instead of ``EOFError`` or a zip error; an unknown global is named.
-* :func:`enable_cpu_distributed` — the ``pytorch`` launcher path called
-  ``torch.cuda.set_device`` and wrapped CPU models in DDP with
-  ``device_ids=[local_rank]``; both fail without a GPU. On CPU the same path
-  now uses gloo and ``device_ids=None``, so a 2-process CPU run exercises
-  exactly the code that multi-GPU runs use.
-* :func:`explain_build_errors` — a config with an unknown argument or
-  ``type`` fails with the accepted names and the closest match
-  (:mod:`engine_plugins.utils.build_errors`).
+Each fix is a small function with a test in ``tests/test_compat.py``; see
+:func:`apply_runtime_fixes` for the list and what would make each one
+unnecessary.
 """
 import os
 import pickle
 from typing import Any, Callable, Mapping, Optional, Union
 
-import mmengine.dist.utils as mmengine_dist_utils
 import numpy as np
 import torch
-from mmengine.logging import print_log
 from mmengine.logging.history_buffer import HistoryBuffer
-from mmengine.model import MMDistributedDataParallel
 from mmengine.runner.checkpoint import CheckpointLoader
 
 _APPLIED = False
@@ -130,47 +119,6 @@ def explain_checkpoint_errors() -> None:
     CheckpointLoader.register_scheme('', load_from_local, force=True)
 
 
-def enable_cpu_distributed() -> None:
-    """Make the ``pytorch`` launcher and DDP wrapper work on CPU (gloo)."""
-    original_init_dist = mmengine_dist_utils._init_dist_pytorch
-    if getattr(original_init_dist, '_engine_plugins', False):
-        return
-
-    def _init_dist_pytorch(backend, init_backend='torch', **kwargs) -> None:
-        from .engine.optim_wrappers.portable_amp_optim_wrapper import \
-            has_accelerator
-        if has_accelerator() or init_backend != 'torch':
-            return original_init_dist(backend, init_backend, **kwargs)
-        if backend != 'gloo':
-            print_log(
-                f'no GPU found: using the gloo backend instead of {backend}',
-                logger='current')
-        torch.distributed.init_process_group(backend='gloo', **kwargs)
-
-    _init_dist_pytorch._engine_plugins = True
-    # ``init_dist`` looks the function up in its module at call time.
-    mmengine_dist_utils._init_dist_pytorch = _init_dist_pytorch
-
-    original_ddp_init = MMDistributedDataParallel.__init__
-
-    def ddp_init(self,
-                 module,
-                 detect_anomalous_params: bool = False,
-                 **kwargs) -> None:
-        first = next(module.parameters(), None)
-        if first is not None and first.device.type == 'cpu':
-            # torch DDP rejects device_ids for CPU modules.
-            kwargs['device_ids'] = None
-            kwargs.pop('output_device', None)
-        original_ddp_init(
-            self,
-            module=module,
-            detect_anomalous_params=detect_anomalous_params,
-            **kwargs)
-
-    MMDistributedDataParallel.__init__ = ddp_init
-
-
 def explain_build_errors() -> None:
     """Explain unknown types and arguments in every registry build.
 
@@ -204,13 +152,36 @@ def explain_build_errors() -> None:
         DefaultOptimWrapperConstructor.__call__)
 
 
-def apply_all() -> None:
-    """Apply every fix once per process."""
+def apply_runtime_fixes() -> None:
+    """Apply, once per process, the fixes that have no extension point.
+
+    * :func:`allow_mmengine_checkpoints`: torch >= 2.6 loads with
+      ``weights_only=True``, and mmengine checkpoints pickle
+      ``HistoryBuffer``, numpy arrays/scalars and
+      ``getattr(HistoryBuffer, 'min')``-style method references, so
+      ``--resume`` raised ``UnpicklingError`` (open-mmlab/mmengine#1655).
+      Exactly those globals are allowlisted (``getattr`` only on
+      ``HistoryBuffer``); loads stay ``weights_only=True``, unlike
+      mmengine's proposed fix of turning it off (open-mmlab/mmengine#1650).
+      Unnecessary once mmengine's checkpoints pickle only plain types or
+      mmengine registers its safe globals itself.
+    * :func:`explain_checkpoint_errors`: local checkpoints load through a
+      loader registered with ``CheckpointLoader.register_scheme('')``: an
+      empty, truncated, damaged or foreign file, and weights that differ
+      from the checksums saved with them, fail with the file and the
+      problem named instead of ``EOFError`` or a zip error. Unnecessary if
+      mmengine's loader validated files (no upstream issue or change).
+    * :func:`explain_build_errors`: a config with an unknown argument or
+      ``type`` fails with the accepted names and the closest match, for
+      every registry (``Registry.build`` is wrapped at class level: a
+      registry copies its parent's ``build_func`` when made, so replacing
+      that function misses registries made earlier). Unnecessary if
+      mmengine's registry suggested names itself (no upstream change).
+    """
     global _APPLIED
     if _APPLIED:
         return
     allow_mmengine_checkpoints()
     explain_checkpoint_errors()
-    enable_cpu_distributed()
     explain_build_errors()
     _APPLIED = True

@@ -2,6 +2,12 @@
 import pytest
 import torch
 
+from engine_plugins.compat import apply_runtime_fixes
+
+# The tests exercise the tools' behaviour, so they run with the fixes the
+# tools apply (importing the package alone applies none).
+apply_runtime_fixes()
+
 
 @pytest.fixture
 def one_torch_thread():

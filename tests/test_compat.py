@@ -1,6 +1,8 @@
-"""Each stack fix in engine_plugins.compat."""
+"""Each stack fix: engine_plugins.compat, applied explicitly, and the
+extension points that replaced import-time patches."""
 import os
 import pickle
+from unittest import mock
 
 import pytest
 import torch
@@ -10,8 +12,13 @@ from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.optim import AmpOptimWrapper
 from mmengine.runner.checkpoint import _load_checkpoint
 
-import engine_plugins  # noqa: F401
+from engine_plugins.compat import apply_runtime_fixes
+from engine_plugins.engine import cpu_distributed
+from engine_plugins.engine.cpu_distributed import (
+    PortableDistributedDataParallel, prepare_distributed)
 from engine_plugins.engine.optim_wrappers import PortableAmpOptimWrapper
+
+apply_runtime_fixes()
 
 
 class _RunsCode:
@@ -128,14 +135,81 @@ def test_amp_optim_wrapper_resolves_to_the_portable_one_in_our_scope():
 
 def test_ddp_wrapper_accepts_cpu_module_with_device_ids(tmp_path):
     import torch.distributed as dist
-    from mmengine.model import MMDistributedDataParallel
     dist.init_process_group(
         'gloo', init_method=f'file://{tmp_path}/store', rank=0, world_size=1)
     try:
         # The runner passes device_ids=[LOCAL_RANK]; torch rejects that for
-        # CPU modules unless compat drops it.
-        ddp = MMDistributedDataParallel(module=nn.Linear(2, 1), device_ids=[0])
+        # CPU modules, so the portable wrapper drops it.
+        ddp = PortableDistributedDataParallel(
+            module=nn.Linear(2, 1), device_ids=[0])
         assert ddp.device_ids is None
         assert ddp(torch.ones(1, 2)).shape == (1, 1)
     finally:
         dist.destroy_process_group()
+
+
+def test_distributed_runs_get_the_portable_wrapper_through_the_registry():
+    from mmengine.config import Config
+    from mmengine.registry import MODEL_WRAPPERS, DefaultScope
+    cfg = Config(dict(launcher='pytorch', find_unused_parameters=True))
+    with mock.patch.object(cpu_distributed, 'is_distributed',
+                           return_value=True):
+        prepare_distributed(cfg)  # the group exists: nothing to start
+    assert cfg.model_wrapper_cfg == dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=True)
+    # The Runner builds it from mmengine's root registry, in our scope.
+    with DefaultScope.overwrite_default_scope('engine_plugins'):
+        with MODEL_WRAPPERS.switch_scope_and_registry(
+                'engine_plugins') as registry:
+            assert registry.get('MMDistributedDataParallel') is \
+                PortableDistributedDataParallel
+    # a single-process run is left alone
+    cfg = Config(dict(launcher='none'))
+    prepare_distributed(cfg)
+    assert 'model_wrapper_cfg' not in cfg
+
+
+IMPORT_CHECK = """
+import pickle
+import mmengine.dist.utils as dist_utils
+import torch
+from mmengine.fileio.backends.local_backend import LocalBackend
+from mmengine.model import MMDistributedDataParallel
+from mmengine.optim import AmpOptimWrapper
+from mmengine.registry import Registry
+from mmengine.runner.checkpoint import CheckpointLoader
+before = dict(
+    build=Registry.build, put=LocalBackend.put,
+    amp=AmpOptimWrapper.__init__, ddp=MMDistributedDataParallel.__init__,
+    init_dist=dist_utils._init_dist_pytorch,
+    local=CheckpointLoader._schemes[''],
+    safe=list(torch.serialization.get_safe_globals()))
+import engine_plugins
+import engine_plugins.engine, engine_plugins.models, engine_plugins.datasets
+after = dict(
+    build=Registry.build, put=LocalBackend.put,
+    amp=AmpOptimWrapper.__init__, ddp=MMDistributedDataParallel.__init__,
+    init_dist=dist_utils._init_dist_pytorch,
+    local=CheckpointLoader._schemes[''],
+    safe=list(torch.serialization.get_safe_globals()))
+changed = sorted(k for k in before if before[k] != after[k])
+print('changed:', changed)
+engine_plugins.compat.apply_runtime_fixes()
+print('applied:', Registry.build is not before['build'],
+      CheckpointLoader._schemes[''] is not before['local'])
+"""
+
+
+def test_importing_the_package_changes_nothing_in_mmengine_or_torch():
+    """Another library in the same process sees mmengine and torch as they
+    are; the fixes apply only when asked for."""
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, '-c', IMPORT_CHECK],
+                          capture_output=True, text=True, timeout=300,
+                          cwd=os.path.dirname(os.path.dirname(
+                              os.path.abspath(__file__))))
+    assert proc.returncode == 0, proc.stderr
+    assert 'changed: []' in proc.stdout, proc.stdout
+    assert 'applied: True True' in proc.stdout

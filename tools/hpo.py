@@ -56,7 +56,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
 from mmengine.runner import EpochBasedTrainLoop  # noqa: E402
 
-import engine_plugins  # noqa: E402,F401  (applies the stack fixes)
+from engine_plugins.compat import apply_runtime_fixes  # noqa: E402
 from engine_plugins.engine.sanity.errors import \
     TrainingSanityError  # noqa: E402
 from engine_plugins.utils import search_space  # noqa: E402
@@ -340,6 +340,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> optuna.Study:
     args = parse_args(argv)
+    apply_runtime_fixes()
     try:
         study = _run(args)
     except search_space.SearchSpaceError as exc:

@@ -17,7 +17,7 @@ if osp.isdir(osp.join(_REPO, 'engine_plugins')):
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.evaluator import DumpResults  # noqa: E402
 
-import engine_plugins  # noqa: E402,F401  (applies the stack fixes)
+from engine_plugins.compat import apply_runtime_fixes  # noqa: E402
 from engine_plugins.utils import build_runner, load_config  # noqa: E402
 from engine_plugins.utils.config_loading import (  # noqa: E402
     add_strictness_arguments, apply_strictness_arguments)
@@ -80,6 +80,7 @@ def build_cfg(args: argparse.Namespace):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    apply_runtime_fixes()
     runner = build_runner(build_cfg(args))
     if args.out is not None:
         runner.test_evaluator.metrics.append(

@@ -18,7 +18,7 @@ from mmengine.config import DictAction  # noqa: E402
 from mmengine.optim import AmpOptimWrapper, OptimWrapper  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-import engine_plugins  # noqa: E402,F401  (applies the stack fixes)
+from engine_plugins.compat import apply_runtime_fixes  # noqa: E402
 from engine_plugins.engine.hooks import SanityHook  # noqa: E402
 from engine_plugins.engine.overfit import \
     RESULT_KEY as OVERFIT_RESULT  # noqa: E402,E501
@@ -159,6 +159,7 @@ def _diagnose(work_dir: str) -> None:
 
 def main(argv=None) -> Runner:
     args = parse_args(argv)
+    apply_runtime_fixes()
     runner = build_runner(build_cfg(args))
     try:
         runner.train()

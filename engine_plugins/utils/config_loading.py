@@ -123,7 +123,13 @@ def load_config(path: str,
 
 def build_runner(cfg: Config) -> Runner:
     """``Runner.from_cfg``, or the registered runner named by
-    ``runner_type``."""
+    ``runner_type``, after :func:`engine_plugins.compat.apply_runtime_fixes`
+    and, for distributed runs, ``prepare_distributed`` (gloo without a
+    GPU; the DDP wrapper through our registry)."""
+    from engine_plugins.compat import apply_runtime_fixes
+    from engine_plugins.engine.cpu_distributed import prepare_distributed
+    apply_runtime_fixes()
+    prepare_distributed(cfg)
     drop_disabled_hooks(cfg)
     if 'runner_type' in cfg:
         from engine_plugins.registry import RUNNERS
