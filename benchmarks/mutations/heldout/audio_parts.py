@@ -12,8 +12,8 @@ from engine_plugins.datasets.audio.chat_manifest_dataset import (IGNORE,
                                                                  load_codes)
 from engine_plugins.models.audio.audio_lm import DualFFNAudioLMCore
 from engine_plugins.models.audio.audio_lm_model import DualFFNAudioLM
-from engine_plugins.models.audio.delay_pattern import STREAM_EOS
 from engine_plugins.registry import DATASETS, HOOKS, MODELS
+from engine_plugins.structures import STREAM_EOS
 
 
 def _model(runner):

@@ -7,8 +7,8 @@ from mmengine.registry import FUNCTIONS
 
 from engine_plugins.datasets.audio.collate import IGNORE, audio_lm_collate
 from engine_plugins.models.audio import DualFFNAudioLM
-from engine_plugins.models.audio.delay_pattern import AUDIO_VOCAB
 from engine_plugins.registry import MODELS
+from engine_plugins.structures import AUDIO_VOCAB
 
 
 @FUNCTIONS.register_module()

@@ -12,8 +12,8 @@ from mmengine.registry import FUNCTIONS, OPTIM_WRAPPERS, OPTIMIZERS
 
 from engine_plugins.datasets.audio import audio_lm_collate
 from engine_plugins.models.audio import DualFFNAudioLM, audio_lm_losses
-from engine_plugins.models.audio.delay_pattern import STREAM_BOS
 from engine_plugins.registry import HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS
+from engine_plugins.structures import STREAM_BOS
 
 IGNORE = -100
 

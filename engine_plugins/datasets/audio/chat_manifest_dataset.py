@@ -23,11 +23,11 @@ import torch
 from torch.utils.data import Dataset
 
 from engine_plugins.registry import DATASETS
+from engine_plugins.structures import IGNORE_INDEX
 from .tokenizer import build_tokenizer
 
 ROLES = ('system', 'user', 'assistant')
 NUM_CODEBOOKS, CODEBOOK_SIZE = 8, 1024
-IGNORE = -100
 
 
 def load_codes(path: str, where: str) -> torch.Tensor:
@@ -157,9 +157,9 @@ class AudioChatDataset(Dataset):
             tail = tok.encode('\n')
             ids += header + body + tail
             placeholder = tok.token_id('<|AUDIO_OUT|>')
-            labels += [IGNORE] * len(header) + [
-                t if learn and t != placeholder else IGNORE for t in body
-            ] + [IGNORE] * len(tail)
+            labels += [IGNORE_INDEX] * len(header) + [
+                t if learn and t != placeholder else IGNORE_INDEX for t in body
+            ] + [IGNORE_INDEX] * len(tail)
         return dict(
             input_ids=torch.tensor(ids),
             label_ids=torch.tensor(labels),

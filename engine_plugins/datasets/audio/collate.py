@@ -4,9 +4,7 @@ from typing import Dict, List, Tuple
 import torch
 from mmengine.registry import FUNCTIONS
 
-from engine_plugins.models.audio.delay_pattern import build_audio_stream
-
-IGNORE = -100
+from engine_plugins.structures import IGNORE_INDEX, build_audio_stream
 
 
 def _concat(
@@ -39,7 +37,7 @@ def audio_lm_collate(batch: List[dict],
     """
     length = max(len(s['input_ids']) for s in batch)
     input_ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
-    labels = torch.full((len(batch), length), IGNORE, dtype=torch.long)
+    labels = torch.full((len(batch), length), IGNORE_INDEX, dtype=torch.long)
     mask = torch.zeros((len(batch), length), dtype=torch.long)
     for b, sample in enumerate(batch):
         n = len(sample['input_ids'])

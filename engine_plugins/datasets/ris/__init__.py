@@ -1,5 +1,5 @@
 """Simulated direction-of-arrival data for antenna arrays and RIS."""
-from .array import ArrayGeometry, ula_response
+from engine_plugins.structures import ArrayGeometry, ula_response
 from .ris_doa_dataset import RISDoADataset
 from .simulation import sample_angles, simulate_scene, source_covariance
 

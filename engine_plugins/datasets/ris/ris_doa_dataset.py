@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from engine_plugins.registry import DATASETS
-from .array import ArrayGeometry
+from engine_plugins.structures import ArrayGeometry
 from .simulation import simulate_scene
 
 # Arrays kept in a val/test cache file, with their per-sample shapes

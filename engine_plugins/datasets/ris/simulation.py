@@ -12,7 +12,7 @@ from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
-from .array import ArrayGeometry
+from engine_plugins.structures import ArrayGeometry
 
 
 def sample_angles(rng: np.random.Generator,

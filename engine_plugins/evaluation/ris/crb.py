@@ -16,7 +16,7 @@ from typing import Tuple
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from engine_plugins.datasets.ris import ArrayGeometry
+from engine_plugins.structures import ArrayGeometry
 
 
 def stochastic_crb(geometry: ArrayGeometry, angles_deg: np.ndarray,

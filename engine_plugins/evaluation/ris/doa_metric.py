@@ -7,8 +7,8 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
-from engine_plugins.datasets.ris import ArrayGeometry
 from engine_plugins.registry import METRICS
+from engine_plugins.structures import ArrayGeometry
 from .crb import crb_mse_deg2, matched_errors
 from .music import MusicEstimator
 

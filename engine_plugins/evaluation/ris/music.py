@@ -17,7 +17,7 @@ import numpy as np
 from scipy.ndimage import maximum_filter
 from scipy.optimize import minimize, minimize_scalar
 
-from engine_plugins.datasets.ris import ArrayGeometry
+from engine_plugins.structures import ArrayGeometry
 
 
 class MusicEstimator:

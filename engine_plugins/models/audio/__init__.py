@@ -1,10 +1,10 @@
 """DualFFN audio-token LM (Higgs-Audio-style) with PEFT LoRA."""
+from engine_plugins.structures import (AUDIO_VOCAB, CODEBOOK_SIZE,
+                                       NUM_CODEBOOKS, STREAM_BOS, STREAM_EOS,
+                                       apply_delay_pattern, build_audio_stream,
+                                       revert_delay_pattern, stream_to_codes)
 from .audio_lm import DualFFNAudioLMCore
 from .audio_lm_model import DualFFNAudioLM
-from .delay_pattern import (AUDIO_VOCAB, CODEBOOK_SIZE, NUM_CODEBOOKS,
-                            STREAM_BOS, STREAM_EOS, apply_delay_pattern,
-                            build_audio_stream, revert_delay_pattern,
-                            stream_to_codes)
 from .dual_ffn import DualFFNDecoderLayer
 from .lora import ATTENTION, AUDIO_FFN, TEXT_FFN, inject_lora
 from .losses import audio_lm_losses

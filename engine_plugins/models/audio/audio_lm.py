@@ -15,8 +15,9 @@ from transformers import LlamaConfig
 from transformers.models.llama.modeling_llama import (LlamaRMSNorm,
                                                       LlamaRotaryEmbedding)
 
-from .delay_pattern import (AUDIO_VOCAB, NUM_CODEBOOKS, STREAM_BOS, STREAM_EOS,
-                            build_audio_stream, stream_to_codes)
+from engine_plugins.structures import (AUDIO_VOCAB, NUM_CODEBOOKS, STREAM_BOS,
+                                       STREAM_EOS, build_audio_stream,
+                                       stream_to_codes)
 from .dual_ffn import DualFFNDecoderLayer
 from .merge import TEXT, merge_input_ids_with_audio_features
 

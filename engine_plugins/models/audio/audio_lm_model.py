@@ -9,11 +9,10 @@ import torch.nn as nn
 from mmengine.model import BaseModel
 
 from engine_plugins.registry import MODELS
+from engine_plugins.structures import AUDIO_VOCAB, IGNORE_INDEX
 from .audio_lm import DualFFNAudioLMCore
-from .delay_pattern import AUDIO_VOCAB
 from .lora import inject_lora
 from .losses import audio_lm_losses
-from .merge import IGNORE_INDEX
 from .presets import AUDIO_LM_PRESETS
 from .weights import load_weights, save_weights
 

@@ -6,8 +6,7 @@ import torch.nn.functional as F
 
 from engine_plugins.engine.fp32_region import fp32_region
 from engine_plugins.engine.sanity.health import HealthStat
-from .delay_pattern import STREAM_BOS
-from .merge import IGNORE_INDEX
+from engine_plugins.structures import IGNORE_INDEX, STREAM_BOS
 
 SUPERVISED = HealthStat(
     'health/audio_lm_supervised',

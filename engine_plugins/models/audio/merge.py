@@ -17,7 +17,8 @@ from typing import Optional, Tuple
 
 import torch
 
-IGNORE_INDEX = -100
+from engine_plugins.structures import IGNORE_INDEX
+
 TEXT, AUDIO_IN, AUDIO_OUT = 0, 1, 2
 
 

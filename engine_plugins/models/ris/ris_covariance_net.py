@@ -7,10 +7,10 @@ import torch
 import torch.nn as nn
 from mmengine.model import BaseModel
 
-from engine_plugins.datasets.ris import ArrayGeometry
 from engine_plugins.engine.fp32_region import fp32_region
 from engine_plugins.engine.sanity import health
 from engine_plugins.registry import MODELS
+from engine_plugins.structures import ArrayGeometry
 from .losses import (check_precision, frobenius_loss, music_loss,
                      predicted_projector, publish_data_checks,
                      steering_projector, subspace_loss)

@@ -3,9 +3,9 @@ efficiency against it."""
 import numpy as np
 import pytest
 
-from engine_plugins.datasets.ris import ArrayGeometry
 from engine_plugins.evaluation.ris import (MusicEstimator, crb_mse_deg2,
                                            matched_errors, stochastic_crb)
+from engine_plugins.structures import ArrayGeometry
 
 
 def _single_source_crb(m, theta_deg, snr, t):

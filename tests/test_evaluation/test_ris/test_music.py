@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from engine_plugins.datasets.ris import ArrayGeometry
 from engine_plugins.evaluation.ris import MusicEstimator, matched_errors
+from engine_plugins.structures import ArrayGeometry
 
 
 def _ideal(geo, angles_deg, noise=0.1):

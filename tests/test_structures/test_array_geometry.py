@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from engine_plugins.datasets.ris import ArrayGeometry, ula_response
+from engine_plugins.structures import ArrayGeometry, ula_response
 
 
 def test_ula_half_wavelength_closed_form():

@@ -1,10 +1,9 @@
 import pytest
 import torch
 
-from engine_plugins.models.audio import (STREAM_BOS, STREAM_EOS,
-                                         apply_delay_pattern,
-                                         build_audio_stream,
-                                         revert_delay_pattern, stream_to_codes)
+from engine_plugins.structures import (STREAM_BOS, STREAM_EOS,
+                                       apply_delay_pattern, build_audio_stream,
+                                       revert_delay_pattern, stream_to_codes)
 
 B, E = STREAM_BOS, STREAM_EOS
 

@@ -1,4 +1,5 @@
-"""Audio-code constants and the MusicGen delay pattern.
+"""The audio token stream: code constants, the MusicGen delay pattern, and
+the label value that losses ignore (``IGNORE_INDEX``).
 
 Codebook ``k`` is shifted right by ``k`` frames, so the model predicts the
 coarse codebook of a frame before the finer ones. Fill values: stream BOS
@@ -19,6 +20,9 @@ CODEBOOK_SIZE = 1024
 STREAM_BOS = 1024
 STREAM_EOS = 1025
 AUDIO_VOCAB = CODEBOOK_SIZE + 2  # 1026 classes per codebook
+# Label of positions no loss reads (prompt tokens, padding): torch's
+# cross-entropy default.
+IGNORE_INDEX = -100
 
 
 def apply_delay_pattern(codes: torch.Tensor,

@@ -1,0 +1,15 @@
+"""Data contracts shared by datasets, models and metrics, so that none of
+them imports another: array geometry and steering vectors, the audio token
+stream layout, and box frames."""
+from .array_geometry import ArrayGeometry, ula_response
+from .audio_stream import (AUDIO_VOCAB, CODEBOOK_SIZE, IGNORE_INDEX,
+                           NUM_CODEBOOKS, STREAM_BOS, STREAM_EOS,
+                           apply_delay_pattern, build_audio_stream,
+                           revert_delay_pattern, stream_to_codes)
+
+__all__ = [
+    'ArrayGeometry', 'ula_response', 'AUDIO_VOCAB', 'CODEBOOK_SIZE',
+    'IGNORE_INDEX', 'NUM_CODEBOOKS', 'STREAM_BOS', 'STREAM_EOS',
+    'apply_delay_pattern', 'build_audio_stream', 'revert_delay_pattern',
+    'stream_to_codes'
+]
