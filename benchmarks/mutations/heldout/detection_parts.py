@@ -11,14 +11,14 @@ from mmengine.model import bias_init_with_prob, is_model_wrapper
 
 from engine_plugins.datasets import DemoShapesDataset
 from engine_plugins.engine.fp32_region import fp32_region
-from engine_plugins.models.rtdetr.box_convention import \
-    pixel_xyxy_to_normalized_cxcywh
 from engine_plugins.models.rtdetr.rtdetr import RTDETR
 from engine_plugins.models.rtdetr.rtdetr_data_preprocessor import (
     BOX_FORMAT_KEY, RTDETRDataPreprocessor)
 from engine_plugins.models.yolo.psalm_fusion import PSALMFusion
 from engine_plugins.models.yolo.yolov8_det_loss import YOLOv8DetLoss
 from engine_plugins.registry import DATASETS, HOOKS, MODELS, TRANSFORMS
+from engine_plugins.structures.box_frames import \
+    pixel_xyxy_to_normalized_cxcywh
 from engine_plugins.task_modules import bbox_ciou
 
 

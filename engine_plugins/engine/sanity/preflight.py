@@ -22,17 +22,15 @@ import math
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
-from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 
+from engine_plugins.structures.box_frames import (BOX_FORMATS,
+                                                  check_normalized_cxcywh,
+                                                  check_pixel_boxes,
+                                                  gt_labels_and_boxes,
+                                                  image_extent)
 # LossRangeError is imported from here by callers of check_loss_start.
 from .errors import LossRangeError  # noqa: F401
 from .errors import BatchContractError, TargetFormatError
-
-BOX_FORMATS = ('xyxy_pixel', 'cxcywh_normalized')
-# Slack in pixels for boxes touching the border after float rounding.
-_PIXEL_TOL = 1.0
-# Slack outside [0, 1]: float rounding of boxes touching the edge.
-_NORMALIZED_TOL = 1e-4
 
 
 def check_batch_contract(data: Mapping[str, Any],
@@ -107,14 +105,6 @@ def describe_sample(sample: Any, index: int) -> str:
     return path if img_id is None else f'{path} (img_id {img_id})'
 
 
-def _gt(sample: Any) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
-    gt = getattr(sample, 'gt_instances', None)
-    if gt is None or 'labels' not in gt or 'bboxes' not in gt or len(gt) == 0:
-        return None
-    boxes = torch.as_tensor(getattr(gt.bboxes, 'tensor', gt.bboxes))
-    return torch.as_tensor(gt.labels), boxes.detach().float()
-
-
 def check_labels(labels: torch.Tensor, num_classes: int, where: str) -> None:
     """Raise :class:`TargetFormatError` (cause ``label_range``) for a label
     outside ``[0, num_classes)``."""
@@ -136,73 +126,6 @@ def check_labels(labels: torch.Tensor, num_classes: int, where: str) -> None:
         f'[0, {num_classes}){note}', 'label_range')
 
 
-def _valid_as(boxes: torch.Tensor, h: float, w: float, fmt: str) -> bool:
-    """Whether every box read as ``fmt`` lies inside an ``h`` x ``w``
-    frame with positive size."""
-    a, b, c, d = boxes.unbind(-1)
-    if fmt == 'xywh':
-        x1, y1, x2, y2 = a, b, a + c, b + d
-    elif fmt == 'cxcywh':
-        x1, y1, x2, y2 = a - c / 2, b - d / 2, a + c / 2, b + d / 2
-    else:
-        x1, y1, x2, y2 = a, b, c, d
-    t = _PIXEL_TOL
-    return bool(((x2 > x1) & (y2 > y1) & (x1 >= -t) & (y1 >= -t) &
-                 (x2 <= w + t) & (y2 <= h + t)).all())
-
-
-def _format_hint(boxes: torch.Tensor, h: float, w: float) -> str:
-    fits = [f for f in ('xywh', 'cxcywh') if _valid_as(boxes, h, w, f)]
-    if fits:
-        return f': they read correctly as {" or ".join(fits)}'
-    return ' (cxcywh or xywh?)'
-
-
-def check_pixel_boxes(boxes: torch.Tensor, meta: Mapping[str, Any],
-                      where: str) -> None:
-    """Pixel xyxy boxes inside the network input ``meta['img_shape']``.
-
-    Raises:
-        TargetFormatError: non-finite, normalized-looking, inverted or
-            outside boxes; the message guesses the format or frame.
-    """
-    if not bool(torch.isfinite(boxes).all()):
-        raise TargetFormatError(f'{where}: non-finite gt boxes')
-    shape = meta.get('img_shape', meta.get('batch_input_shape'))
-    h, w = (shape[:2] if shape is not None else (None, None))
-    if h is not None and max(h, w) > 2 and bool((boxes <= 1.0).all()):
-        raise TargetFormatError(
-            f'{where}: every gt box coordinate is <= 1 in a {h}x{w} '
-            'image: the boxes look normalized, but the loss expects '
-            'pixel xyxy')
-    inverted = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
-    if bool(inverted.any()):
-        j = int(inverted.nonzero()[0])
-        hint = _format_hint(boxes, h, w) if h is not None else ''
-        raise TargetFormatError(
-            f'{where}, instance {j}: box {boxes[j].tolist()} has x2 < x1 '
-            f'or y2 < y1: not xyxy{hint}')
-    if h is None:
-        return
-    t = _PIXEL_TOL
-    outside = ((boxes[:, 0] < -t) | (boxes[:, 1] < -t) | (boxes[:, 2] > w + t)
-               | (boxes[:, 3] > h + t))
-    if bool(outside.any()):
-        j = int(outside.nonzero()[0])
-        ori = meta.get('ori_shape')
-        frame = ''
-        if ori is not None and tuple(
-                ori[:2]) != (h,
-                             w) and bool((boxes[:, 2] <= ori[1] + t).all()
-                                         & (boxes[:, 3] <= ori[0] + t).all()):
-            frame = (f'; all boxes fit the original {ori[0]}x{ori[1]} '
-                     'image: they were not resized/letterboxed with it')
-        raise TargetFormatError(
-            f'{where}, instance {j}: box {boxes[j].tolist()} lies '
-            f'outside the {h}x{w} network input: boxes must be in '
-            f'the frame after resize/letterbox{frame}')
-
-
 def check_detection_targets(data_samples: Sequence[Any], num_classes: int,
                             box_format: str) -> None:
     """Labels in ``[0, num_classes)`` and boxes in ``box_format``.
@@ -216,7 +139,7 @@ def check_detection_targets(data_samples: Sequence[Any], num_classes: int,
             f'box_format must be one of {BOX_FORMATS}, got {box_format!r}')
     degenerate = total = 0
     for i, sample in enumerate(data_samples):
-        gt = _gt(sample)
+        gt = gt_labels_and_boxes(sample)
         if gt is None:
             continue
         labels, boxes = gt
@@ -224,7 +147,7 @@ def check_detection_targets(data_samples: Sequence[Any], num_classes: int,
         check_labels(labels, num_classes, where)
         if box_format == 'cxcywh_normalized':
             check_normalized_cxcywh(boxes, where,
-                                    _image_extent(sample.metainfo))
+                                    image_extent(sample.metainfo))
             continue
         check_pixel_boxes(boxes, sample.metainfo, where)
         total += len(boxes)
@@ -236,82 +159,6 @@ def check_detection_targets(data_samples: Sequence[Any], num_classes: int,
             f'all {total} gt boxes of the batch have zero width or height: '
             'the box coordinates are not x1, y1, x2, y2 (a point or a '
             'repeated corner?)')
-
-
-def _image_extent(meta: Mapping[str, Any]) -> Optional[Tuple[float, float]]:
-    """The fraction (w, h) of the padded batch tensor covered by the image:
-    normalized boxes cannot reach into the padding."""
-    img, pad = meta.get('img_shape'), meta.get('batch_input_shape')
-    if img is None or pad is None:
-        return None
-    return img[1] / pad[1], img[0] / pad[0]
-
-
-def check_normalized_cxcywh(
-        boxes: torch.Tensor,
-        where: str,
-        extent: Optional[Tuple[float, float]] = None) -> None:
-    """Raise :class:`TargetFormatError` unless ``boxes`` ``(N, 4)`` are
-    finite cxcywh normalized to [0, 1], lying inside the frame (and inside
-    the ``extent`` ``(w, h)`` of the image in the padded frame, if given).
-    One host sync when they are.
-
-    Args:
-        boxes: ``(N, 4)``.
-        where: Names the boxes in the message (image file or index).
-        extent: Fraction of the normalizing frame the image covers.
-    """
-    if boxes.numel() == 0:
-        return
-    if boxes.dim() != 2 or boxes.shape[-1] != 4:
-        raise TargetFormatError(
-            f'{where}: expected (N, 4) normalized cxcywh boxes, got shape '
-            f'{tuple(boxes.shape)}')
-    boxes = boxes.detach().float()
-    xyxy = bbox_cxcywh_to_xyxy(boxes)
-    values = torch.cat([boxes, xyxy], -1)
-    bad = ~(torch.isfinite(values) & (values >= -_NORMALIZED_TOL) &
-            (values <= 1 + _NORMALIZED_TOL)).all(-1)
-    if not bool(bad.any()):
-        if extent is not None and extent != (1.0, 1.0):
-            _check_extent(boxes, xyxy, extent, where)
-        return
-    j = int(bad.nonzero()[0])
-    box = boxes[j].tolist()
-    if not bool(torch.isfinite(boxes[j]).all()):
-        raise TargetFormatError(f'{where}, instance {j}: non-finite box {box}')
-    if float(boxes[j].max()) > 2:
-        raise TargetFormatError(
-            f'{where}, instance {j}: box {box} is not normalized cxcywh in '
-            '[0, 1]: it looks like pixel coordinates. The loss expects '
-            'normalized boxes; convert once in the data preprocessor')
-    as_xyxy = ((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]) &
-               (boxes >= 0).all(-1) & (boxes <= 1).all(-1)).all()
-    if bool(as_xyxy) and bool((xyxy[:, :2] < -_NORMALIZED_TOL).any()):
-        raise TargetFormatError(
-            f'{where}, instance {j}: box {box} read as cxcywh reaches '
-            'outside the image, but every box of the image reads as a '
-            'valid normalized x1, y1, x2, y2: the boxes are xyxy, not '
-            'cxcywh', 'box_format')
-    raise TargetFormatError(
-        f'{where}, instance {j}: box {box} is normalized cxcywh but reaches '
-        'outside the image; clip boxes in the data pipeline')
-
-
-def _check_extent(boxes: torch.Tensor, xyxy: torch.Tensor,
-                  extent: Tuple[float, float], where: str) -> None:
-    w, h = extent
-    t = 0.01  # about a pixel at typical input sizes
-    outside = (xyxy[:, 2] > w + t) | (xyxy[:, 3] > h + t)
-    if not bool(outside.any()):
-        return
-    j = int(outside.nonzero()[0])
-    raise TargetFormatError(
-        f'{where}, instance {j}: box {boxes[j].tolist()} reaches into the '
-        f'batch padding (the image covers {w:.3g} x {h:.3g} of the padded '
-        'input): the boxes were normalized by the image size (img_shape), '
-        'not by the padded batch shape (batch_input_shape) the model '
-        'predicts in')
 
 
 def dataset_classes(dataset: Any) -> Optional[Sequence[str]]:

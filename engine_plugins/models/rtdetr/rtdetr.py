@@ -3,11 +3,12 @@ from typing import List, Optional, Sequence
 
 import torch
 from mmdet.models.detectors.base import BaseDetector
+from mmdet.structures.bbox import get_box_tensor
 from mmengine.structures import InstanceData
 
 from engine_plugins.registry import MODELS
-from ..input_frame import boxes_to_original_image
-from .box_convention import normalized_cxcywh_to_pixel_xyxy
+from engine_plugins.structures.box_frames import (
+    boxes_to_original_image, normalized_cxcywh_to_pixel_xyxy)
 from .rtdetr_data_preprocessor import RTDETRDataPreprocessor
 
 
@@ -112,10 +113,7 @@ class RTDETR(BaseDetector):
 
     def loss(self, inputs: torch.Tensor, data_samples) -> dict:
         labels = [s.gt_instances.labels for s in data_samples]
-        boxes = [
-            getattr(s.gt_instances.bboxes, 'tensor', s.gt_instances.bboxes)
-            for s in data_samples
-        ]
+        boxes = [get_box_tensor(s.gt_instances.bboxes) for s in data_samples]
         names = [s.metainfo.get('img_path', '') for s in data_samples]
         outputs = self.decoder(self.extract_feat(inputs), labels, boxes)
         return self.criterion(outputs, labels, boxes, names=names)

@@ -11,7 +11,8 @@ from engine_plugins.engine.fp32_region import fp32_region
 from engine_plugins.engine.sanity.health import HealthStat
 from engine_plugins.engine.sanity.preflight import TargetFormatError
 from engine_plugins.registry import MODELS, TASK_UTILS
-from .box_convention import check_normalized_cxcywh
+from engine_plugins.structures.box_frames import (NORMALIZED_TOL,
+                                                  check_normalized_cxcywh)
 from .rtdetr_decoder import DecoderOutputs
 
 Matches = List[Tuple[torch.Tensor, torch.Tensor]]
@@ -160,7 +161,7 @@ class RTDETRCriterion(nn.Module):
         boxes = torch.cat(list(gt_boxes))
         if len(boxes):
             xyxy = bbox_cxcywh_to_xyxy(boxes)
-            tol = 1e-4  # as check_normalized_cxcywh: edge rounding
+            tol = NORMALIZED_TOL  # as check_normalized_cxcywh
             bad = ((xyxy < -tol) | (xyxy > 1 + tol)).any(-1) | (
                 boxes[:, 2:] <= 0).any(-1)
             GT_INVALID.publish(bad.sum(), count=len(boxes))

@@ -1,11 +1,10 @@
 """mmdet's detection preprocessor plus RT-DETR's one box conversion."""
-from typing import Optional
-
-import torch
 from mmdet.models.data_preprocessors import DetDataPreprocessor
+from mmdet.structures.bbox import get_box_tensor
 
 from engine_plugins.registry import MODELS
-from .box_convention import pixel_xyxy_to_normalized_cxcywh
+from engine_plugins.structures.box_frames import \
+    pixel_xyxy_to_normalized_cxcywh
 
 #: ``metainfo`` key recording that ``gt_instances.bboxes`` were converted.
 BOX_FORMAT_KEY = 'gt_box_format'
@@ -52,7 +51,6 @@ class RTDETRDataPreprocessor(DetDataPreprocessor):
                 f'{sample.metainfo.get("img_path", "a sample")}: gt boxes '
                 'were already converted to normalized cxcywh; the batch '
                 'went through RTDETRDataPreprocessor twice')
-        boxes: Optional[torch.Tensor] = getattr(gt.bboxes, 'tensor',
-                                                gt.bboxes)
+        boxes = get_box_tensor(gt.bboxes)
         gt.bboxes = pixel_xyxy_to_normalized_cxcywh(boxes.float(), hw)
         sample.set_metainfo({BOX_FORMAT_KEY: 'cxcywh_normalized'})

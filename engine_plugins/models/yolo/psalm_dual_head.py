@@ -8,13 +8,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.ops import batched_nms
 from mmdet.models.utils import filter_scores_and_topk
+from mmdet.structures.bbox import get_box_tensor
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch.nn.utils.rnn import pad_sequence
 
 from engine_plugins.registry import MODELS
+from engine_plugins.structures.box_frames import boxes_to_original_image
 from engine_plugins.task_modules import DFLBoxCoder, make_anchor_points
-from ..input_frame import boxes_to_original_image
 from .layers import conv
 
 
@@ -135,7 +136,7 @@ class PSALMDualHead(BaseModule):
         device = points.device
         # Pad to (B, M, 4) in one call; M >= 1 keeps shapes non-empty.
         gt_bboxes = pad_sequence(
-            [getattr(g.bboxes, 'tensor', g.bboxes).float() for g in gts] +
+            [get_box_tensor(g.bboxes).float() for g in gts] +
             [torch.zeros(1, 4, device=device)],
             batch_first=True)[:-1]
         gt_labels = pad_sequence(

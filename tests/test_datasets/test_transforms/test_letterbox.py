@@ -5,7 +5,7 @@ import torch
 from mmdet.structures.bbox import HorizontalBoxes
 
 from engine_plugins.datasets.transforms import LetterBox
-from engine_plugins.models.input_frame import boxes_to_original_image
+from engine_plugins.structures.box_frames import boxes_to_original_image
 
 
 def _results(height, width, boxes):

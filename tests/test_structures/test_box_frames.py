@@ -6,11 +6,11 @@ from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
 from engine_plugins.engine.sanity.preflight import TargetFormatError
-from engine_plugins.models.rtdetr.box_convention import (
-    check_normalized_cxcywh, normalized_cxcywh_to_pixel_xyxy,
-    pixel_xyxy_to_normalized_cxcywh)
 from engine_plugins.models.rtdetr.rtdetr_data_preprocessor import \
     RTDETRDataPreprocessor
+from engine_plugins.structures.box_frames import (
+    check_normalized_cxcywh, normalized_cxcywh_to_pixel_xyxy,
+    pixel_xyxy_to_normalized_cxcywh)
 
 
 def test_known_box_converts_both_ways():
