@@ -1,5 +1,5 @@
-"""Checks of what reaches the model: the batch contract and the detection
-targets, plus the loss start values.
+"""Checks of what reaches the model: the batch contract, the target
+contract the model declares, plus the loss start values.
 
 A model opts in by declaring any of these attributes (all optional):
 
@@ -14,23 +14,29 @@ A model opts in by declaring any of these attributes (all optional):
   term should start in; ``loss_clamp_limits``: ``{'loss_dfl': 10.0}``,
   values a term saturates at when its inputs are out of range.
 
-Detection datasets give pixel xyxy boxes in the network-input frame
-(``img_shape``) and labels in ``[0, num_classes)``; that contract is
-checked on every batch, on the CPU, before the preprocessor.
+The target contracts themselves (detection: pixel xyxy in the network-input
+frame, normalized cxcywh) are declared by the data contracts in
+``engine_plugins.structures`` and looked up by name; the dataset side of a
+detection batch is checked on the CPU, before the preprocessor.
 """
 import math
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from engine_plugins.structures.box_frames import (BOX_FORMATS,
-                                                  check_normalized_cxcywh,
-                                                  check_pixel_boxes,
-                                                  gt_labels_and_boxes,
-                                                  image_extent)
 # LossRangeError is imported from here by callers of check_loss_start.
 from .errors import LossRangeError  # noqa: F401
 from .errors import BatchContractError, TargetFormatError
+# Callers import describe_sample from here.
+from .samples import describe_sample  # noqa: F401
+from .target_contracts import target_contract
+
+
+def check_detection_targets(data_samples: Sequence[Any], num_classes: int,
+                            box_format: str) -> None:
+    """The target contract ``box_format`` (declared by the data contracts
+    and registered with :mod:`.target_contracts`) on ``data_samples``."""
+    target_contract(box_format)(data_samples, num_classes)
 
 
 def check_batch_contract(data: Mapping[str, Any],
@@ -93,72 +99,6 @@ def check_value_ranges(data: Mapping[str, Any],
             f'batch key {key!r} holds {v} at index {list(where)}, outside '
             f'{allowed}{hint}: the loss would index out of range or train '
             'on a wrong target', 'label_range')
-
-
-def describe_sample(sample: Any, index: int) -> str:
-    """The image file of a data sample (with its id), else its index."""
-    meta = getattr(sample, 'metainfo', None) or {}
-    path = meta.get('img_path')
-    if not path:
-        return f'batch item {index}'
-    img_id = meta.get('img_id')
-    return path if img_id is None else f'{path} (img_id {img_id})'
-
-
-def check_labels(labels: torch.Tensor, num_classes: int, where: str) -> None:
-    """Raise :class:`TargetFormatError` (cause ``label_range``) for a label
-    outside ``[0, num_classes)``."""
-    bad = ((labels < 0) | (labels >= num_classes)).nonzero().flatten()
-    if not bad.numel():
-        return
-    j = int(bad[0])
-    value = int(labels[j])
-    if value == num_classes:
-        note = (' (== num_classes: background must be left to the loss, not '
-                'encoded as a class index; or the ids are 1-based)')
-    elif value < 0:
-        note = (' (negative: an "ignore" label; drop such boxes in the '
-                'dataset, the losses have no ignore class)')
-    else:
-        note = ''
-    raise TargetFormatError(
-        f'{where}, instance {j}: label {value} is outside '
-        f'[0, {num_classes}){note}', 'label_range')
-
-
-def check_detection_targets(data_samples: Sequence[Any], num_classes: int,
-                            box_format: str) -> None:
-    """Labels in ``[0, num_classes)`` and boxes in ``box_format``.
-
-    Raises:
-        TargetFormatError: names the image file (``img_path``) and the
-            instance index.
-    """
-    if box_format not in BOX_FORMATS:
-        raise ValueError(
-            f'box_format must be one of {BOX_FORMATS}, got {box_format!r}')
-    degenerate = total = 0
-    for i, sample in enumerate(data_samples):
-        gt = gt_labels_and_boxes(sample)
-        if gt is None:
-            continue
-        labels, boxes = gt
-        where = describe_sample(sample, i)
-        check_labels(labels, num_classes, where)
-        if box_format == 'cxcywh_normalized':
-            check_normalized_cxcywh(boxes, where,
-                                    image_extent(sample.metainfo))
-            continue
-        check_pixel_boxes(boxes, sample.metainfo, where)
-        total += len(boxes)
-        degenerate += int(((boxes[:, 2] <= boxes[:, 0]) |
-                           (boxes[:, 3] <= boxes[:, 1])).sum())
-    # Augmentation may clip a few boxes to zero size; all of them cannot.
-    if total and degenerate == total:
-        raise TargetFormatError(
-            f'all {total} gt boxes of the batch have zero width or height: '
-            'the box coordinates are not x1, y1, x2, y2 (a point or a '
-            'repeated corner?)')
 
 
 def dataset_classes(dataset: Any) -> Optional[Sequence[str]]:
