@@ -7,10 +7,11 @@ from .audio_stream import (AUDIO_VOCAB, CODEBOOK_SIZE, IGNORE_INDEX,
                            NUM_CODEBOOKS, STREAM_BOS, STREAM_EOS,
                            apply_delay_pattern, build_audio_stream,
                            revert_delay_pattern, stream_to_codes)
+from .packed_targets import PackedTargets
 
 __all__ = [
     'ArrayGeometry', 'ula_response', 'AUDIO_VOCAB', 'CODEBOOK_SIZE',
     'IGNORE_INDEX', 'NUM_CODEBOOKS', 'STREAM_BOS', 'STREAM_EOS',
     'apply_delay_pattern', 'build_audio_stream', 'revert_delay_pattern',
-    'stream_to_codes'
+    'stream_to_codes', 'PackedTargets'
 ]

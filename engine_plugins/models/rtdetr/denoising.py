@@ -6,6 +6,8 @@ from mmdet.models.layers.transformer.utils import inverse_sigmoid
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
 from torch import nn
 
+from engine_plugins.structures import PackedTargets
+
 
 class DenoisingGroups(NamedTuple):
     """Denoising queries of one batch and how to score them.
@@ -91,13 +93,10 @@ class DenoisingQueryGenerator(nn.Module):
             return None
         num_groups = max(self.num_denoising // max_gts, 1)
         device = gt_boxes[0].device
-        labels = torch.nn.utils.rnn.pad_sequence(
-            [lab.long() for lab in gt_labels],
-            batch_first=True,
-            padding_value=self.num_classes)
-        boxes = torch.nn.utils.rnn.pad_sequence(
-            [box.float() for box in gt_boxes], batch_first=True)
-        real = labels != self.num_classes
+        targets = PackedTargets.of(gt_labels, gt_boxes)
+        real = targets.valid
+        labels = targets.padded_labels.masked_fill(~real, self.num_classes)
+        boxes = targets.padded_boxes.float()
         reps = 2 * num_groups
         labels, real = labels.repeat(1, reps), real.repeat(1, reps)
         boxes = boxes.repeat(1, reps, 1)

@@ -7,6 +7,7 @@ from mmdet.structures.bbox import get_box_tensor
 from mmengine.structures import InstanceData
 
 from engine_plugins.registry import MODELS
+from engine_plugins.structures import PackedTargets
 from engine_plugins.structures.box_frames import (
     boxes_to_original_image, normalized_cxcywh_to_pixel_xyxy)
 from .rtdetr_data_preprocessor import RTDETRDataPreprocessor
@@ -112,11 +113,16 @@ class RTDETR(BaseDetector):
         return self.encoder(self.backbone(inputs))
 
     def loss(self, inputs: torch.Tensor, data_samples) -> dict:
-        labels = [s.gt_instances.labels for s in data_samples]
-        boxes = [get_box_tensor(s.gt_instances.bboxes) for s in data_samples]
+        # Packed once per step: denoising, the 7 matchings and the losses
+        # share the padded and flat forms (PackedTargets.of).
+        targets = PackedTargets.pack(
+            [s.gt_instances.labels for s in data_samples],
+            [get_box_tensor(s.gt_instances.bboxes) for s in data_samples])
         names = [s.metainfo.get('img_path', '') for s in data_samples]
-        outputs = self.decoder(self.extract_feat(inputs), labels, boxes)
-        return self.criterion(outputs, labels, boxes, names=names)
+        outputs = self.decoder(
+            self.extract_feat(inputs), targets.labels, targets.boxes)
+        return self.criterion(
+            outputs, targets.labels, targets.boxes, names=names)
 
     def predict(self,
                 inputs: torch.Tensor,

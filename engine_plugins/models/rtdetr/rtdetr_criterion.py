@@ -1,5 +1,4 @@
 """RT-DETR's training losses over decoder layers, encoder and denoising."""
-import itertools
 from typing import Dict, List, Sequence, Tuple
 
 import torch
@@ -11,6 +10,7 @@ from engine_plugins.engine.fp32_region import fp32_region
 from engine_plugins.engine.sanity.health import HealthStat
 from engine_plugins.engine.sanity.preflight import TargetFormatError
 from engine_plugins.registry import MODELS, TASK_UTILS
+from engine_plugins.structures import PackedTargets
 from engine_plugins.structures.box_frames import (NORMALIZED_TOL,
                                                   check_normalized_cxcywh)
 from .rtdetr_decoder import DecoderOutputs
@@ -114,11 +114,12 @@ class RTDETRCriterion(nn.Module):
             gt_boxes: Per image ``(n_i, 4)`` normalized cxcywh.
             names: Per image, a name for error messages (its file).
         """
-        self._check_targets(gt_labels, gt_boxes, names)
+        targets = PackedTargets.of(gt_labels, gt_boxes)
+        gt_labels, gt_boxes = targets.labels, targets.boxes
+        self._check_targets(targets, names)
         num_boxes = self._num_boxes(gt_labels, outputs.logits.device)
-        sizes = [len(labels) for labels in gt_labels]
-        gts = (torch.cat(list(gt_labels)).long(), torch.cat(list(gt_boxes)),
-               [0, *itertools.accumulate(sizes)][:-1])
+        sizes = targets.counts
+        gts = (targets.flat_labels, targets.flat_boxes, targets.offsets)
         losses = {}
         num_layers = outputs.logits.shape[0]
         sets = [(f'd{i}.', outputs.logits[i], outputs.boxes[i])
@@ -150,17 +151,11 @@ class RTDETRCriterion(nn.Module):
                                      num_boxes * outputs.dn.num_groups))
         return losses
 
-    def _check_targets(self, gt_labels, gt_boxes, names) -> None:
-        if len(gt_labels) != len(gt_boxes):
-            raise ValueError(f'RTDETRCriterion: {len(gt_labels)} label '
-                             f'lists but {len(gt_boxes)} box lists')
-        for i, (labels, boxes) in enumerate(zip(gt_labels, gt_boxes)):
-            if len(labels) != len(boxes):
-                raise ValueError(f'gt of image {i}: {len(boxes)} boxes but '
-                                 f'{len(labels)} labels')
-        boxes = torch.cat(list(gt_boxes))
+    def _check_targets(self, targets: PackedTargets, names) -> None:
+        gt_boxes = targets.boxes
+        boxes = targets.flat_boxes
         if len(boxes):
-            xyxy = bbox_cxcywh_to_xyxy(boxes)
+            xyxy = targets.flat_xyxy
             tol = NORMALIZED_TOL  # as check_normalized_cxcywh
             bad = ((xyxy < -tol) | (xyxy > 1 + tol)).any(-1) | (
                 boxes[:, 2:] <= 0).any(-1)

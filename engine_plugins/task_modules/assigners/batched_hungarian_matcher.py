@@ -26,6 +26,7 @@ from engine_plugins.engine.fp32_region import cast_floating, fp32_region
 from engine_plugins.engine.sanity.errors import TrainingSanityError
 from engine_plugins.engine.sanity.preflight import TargetFormatError
 from engine_plugins.registry import TASK_UTILS
+from engine_plugins.structures import PackedTargets
 from ..overlaps import pairwise_giou
 
 # Boxes arrive normalized, so the costs' division by the image size must be
@@ -158,26 +159,22 @@ class BatchedHungarianMatcher:
         """
         _check_shapes(cls_logits, pred_boxes, gt_labels, gt_boxes)
         batch, num_queries, num_classes = cls_logits.shape
-        num_gts = [len(boxes) for boxes in gt_boxes]
+        # Padded and converted once per batch of gts: RT-DETR hands the
+        # same packed lists to all 7 matchings of a step.
+        targets = PackedTargets.of(gt_labels, gt_boxes)
+        gt_labels, num_gts = targets.labels, targets.counts
         with fp32_region():
-            logits, boxes, gts = cast_floating(
-                (cls_logits, pred_boxes, list(gt_boxes)))
+            logits, boxes = cast_floating((cls_logits, pred_boxes))
             device = logits.device
-            gts = pad_sequence([g.to(device) for g in gts], batch_first=True)
-            labels = pad_sequence([lab.to(device) for lab in gt_labels],
-                                  batch_first=True).long()
-            # (B, N) real GT slots, N = max n_i; built on the device, so
-            # no copy from the host.
-            ones = [
-                torch.ones(n, dtype=torch.bool, device=device) for n in num_gts
-            ]
-            valid = pad_sequence(ones, batch_first=True)
+            gts = targets.padded_boxes.to(device)
+            valid = targets.valid.to(device)
+            labels = targets.padded_labels.to(device)
             # Out-of-range labels are reported below; clamped, they cannot
             # crash an indexing kernel first.
             bad_label = ((labels < 0) | (labels >= num_classes)) & valid
             labels = labels.clamp(0, num_classes - 1)
             inputs = (logits, bbox_cxcywh_to_xyxy(boxes), labels,
-                      bbox_cxcywh_to_xyxy(gts))
+                      targets.padded_xyxy.to(device))
             total, sums = self._total(inputs, gt_labels, num_gts, valid)
             # A non-finite cost makes its image's sum non-finite (so can an
             # overflowing sum: _non_finite looks again, entry by entry).

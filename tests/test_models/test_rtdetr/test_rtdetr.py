@@ -171,3 +171,38 @@ def test_encoder_channels_follow_every_resnet_depth(type_, depth):
         dict(type=type_, depth=depth, base_channels=8, out_indices=(1, 2, 3)))
     feats = backbone(torch.zeros(1, 3, 64, 64))
     assert resnet_out_channels(backbone) == [f.shape[1] for f in feats]
+
+
+def test_gts_are_packed_once_per_training_step(monkeypatch):
+    """Denoising, the 7 matchings and the criterion share one pack: the
+    gts are padded and converted to xyxy once per step."""
+    from engine_plugins.structures import packed_targets
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_rtdetr_cfg())
+    model.train()
+    data = model.data_preprocessor(_batch(), True)
+    packs = []
+    original = packed_targets.PackedTargets.pack.__func__
+
+    def counted(cls, labels, boxes):
+        packs.append(original(cls, labels, boxes))
+        return packs[-1]
+
+    monkeypatch.setattr(packed_targets.PackedTargets, 'pack',
+                        classmethod(counted))
+    seen = []
+    matcher = model.criterion.matcher
+    real_cost_blocks = matcher.cost_blocks
+
+    def cost_blocks(logits, boxes, gt_labels, gt_boxes):
+        seen.append(packed_targets.PackedTargets.of(gt_labels, gt_boxes))
+        return real_cost_blocks(logits, boxes, gt_labels, gt_boxes)
+
+    monkeypatch.setattr(matcher, 'cost_blocks', cost_blocks)
+    losses = model(**data, mode='loss')
+    assert len(packs) == 1
+    num_layers = model.decoder.num_layers if hasattr(
+        model.decoder, 'num_layers') else len(model.decoder.layers)
+    assert len(seen) == num_layers + 1  # every layer and the encoder
+    assert all(pack is packs[0] for pack in seen)
+    assert all(torch.isfinite(v) for v in losses.values())
