@@ -56,13 +56,19 @@ def _numpy_globals() -> list:
     ]
 
 
-def allow_mmengine_checkpoints() -> None:
-    """Allowlist what mmengine checkpoints pickle besides tensors."""
-    torch.serialization.add_safe_globals([
+def mmengine_safe_globals() -> list:
+    """What mmengine checkpoints pickle besides tensors, in the form
+    ``torch.serialization.safe_globals`` / ``add_safe_globals`` take."""
+    return [
         HistoryBuffer,
         *_numpy_globals(),
         (_history_buffer_getattr, 'builtins.getattr'),
-    ])
+    ]
+
+
+def allow_mmengine_checkpoints() -> None:
+    """Allowlist what mmengine checkpoints pickle besides tensors."""
+    torch.serialization.add_safe_globals(mmengine_safe_globals())
 
 
 def explain_checkpoint_errors() -> None:

@@ -12,8 +12,11 @@ _NOT_LEARNED = ('running_mean', 'running_var', 'num_batches_tracked',
 
 
 def _load(path: str) -> Dict[str, Any]:
-    """A checkpoint, loaded weights-only (see engine_plugins.compat)."""
-    return torch.load(path, map_location='cpu', weights_only=True)
+    """A checkpoint, loaded weights-only, allowing for this load only what
+    mmengine checkpoints pickle besides tensors."""
+    from engine_plugins.compat import mmengine_safe_globals
+    with torch.serialization.safe_globals(mmengine_safe_globals()):
+        return torch.load(path, map_location='cpu', weights_only=True)
 
 
 def _weights(state: Dict[str, Any]) -> Dict[str, torch.Tensor]:
