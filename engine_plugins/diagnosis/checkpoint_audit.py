@@ -15,7 +15,11 @@ def _load(path: str) -> Dict[str, Any]:
     """A checkpoint, loaded weights-only, allowing for this load only what
     mmengine checkpoints pickle besides tensors."""
     from engine_plugins.compat import mmengine_safe_globals
-    with torch.serialization.safe_globals(mmengine_safe_globals()):
+    allowed = torch.serialization.get_safe_globals()
+    # Only what is not allowed already: leaving the context removes what
+    # it added, even entries a global allowlist had.
+    extra = [g for g in mmengine_safe_globals() if g not in allowed]
+    with torch.serialization.safe_globals(extra):
         return torch.load(path, map_location='cpu', weights_only=True)
 
 
