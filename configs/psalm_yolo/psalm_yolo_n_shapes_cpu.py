@@ -2,14 +2,15 @@
 # written to data/demo_shapes/ on first use, no download) at 256 px.
 #
 #   python tools/train.py configs/psalm_yolo/psalm_yolo_n_shapes_cpu.py
-_base_ = './psalm_yolo_n_p3-p5_coco.py'
+#
+# The model and schedule come from psalm_yolo_model.py, the data (root,
+# generated-data settings, batch 8 with one loader process, metric) from
+# configs/_base_/datasets/demo_shapes.py; this file sets YOLOv8's pipelines
+# at 256 px and a shorter schedule.
+_base_ = ['./psalm_yolo_model.py', '../_base_/datasets/demo_shapes.py']
 
-data_root = 'data/demo_shapes/'
-dataset_type = 'DemoShapesDataset'
-img_scale = (256, 256)
-num_classes = 3
-# Settings of the generated data (see engine_plugins/datasets/demo_shapes).
-demo_data = dict(num_train=256, num_val=64, seed=0)
+img_scale = _base_.img_scale  # (w, h) network input: the data base's 256
+num_classes = 3  # circle, square, triangle
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -54,32 +55,17 @@ test_pipeline = [
 ]
 
 train_dataloader = dict(
-    batch_size=8,
-    num_workers=1,
-    persistent_workers=True,
-    pin_memory=False,
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        generate=demo_data,
-        ann_file='annotations/train.json',
-        data_prefix=dict(img='train/'),
+        # The smallest image side kept, as in psalm_yolo_base.py (no demo
+        # image is under 192 px).
+        filter_cfg=dict(min_size=2),
         pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=8,
-    num_workers=1,
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        generate=demo_data,
-        ann_file='annotations/val.json',
-        data_prefix=dict(img='val/'),
-        pipeline=test_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/val.json')
-test_evaluator = val_evaluator
 
+# P3-P5 as in psalm_yolo_n_p3-p5_coco.py; a narrower fusion.
 model = dict(
+    backbone=dict(out_indices=(2, 3, 4)),
     fusion=dict(num_classes=num_classes, embed_dims=32),
     bbox_head=dict(test_cfg=dict(max_per_img=100)))
 

@@ -14,7 +14,9 @@ TOY = osp.join(REPO, 'tests', 'data', 'configs', 'toy_regression.py')
 
 @pytest.mark.parametrize('config', [
     'configs/_base_/default_runtime.py',
+    'configs/psalm_yolo/psalm_yolo_model.py',
     'configs/psalm_yolo/psalm_yolo_base.py',
+    'configs/rtdetr/rtdetr_r50_model.py',
     'configs/rtdetr/rtdetr_r50_coco.py',
 ])
 def test_the_visualizer_takes_the_run_name(config):

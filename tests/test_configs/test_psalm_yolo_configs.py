@@ -17,6 +17,8 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
     glob.glob(osp.join(REPO, 'configs', 'psalm_yolo', '*.py')) +
     [osp.join(REPO, 'configs', 'psalm_yolo_h100.py')])
+# psalm_yolo_model.py holds no data: the configs built on it are tested.
+CONFIGS = [path for path in CONFIGS if not path.endswith('_model.py')]
 DEMO = dict(num_train=4, num_val=2, seed=1)
 
 

@@ -17,6 +17,8 @@ from tests.test_configs.one_iteration import one_iteration_cfg
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'rtdetr', '*.py')))
+# rtdetr_r50_model.py holds no data: the configs built on it are tested.
+CONFIGS = [path for path in CONFIGS if not path.endswith('_model.py')]
 DEMO = dict(num_train=4, num_val=2, seed=1)
 
 
