@@ -2,7 +2,9 @@
 # validation or checkpoints.
 _base_ = ['../../../configs/ris/ris_upa8x8_cpu.py']
 
-train_dataloader = dict(batch_size=32)
+# The mutants were written against T = 32 and uncorrelated sources.
+train_dataloader = dict(
+    batch_size=32, dataset=dict(num_snapshots=32, correlation=0.0))
 train_cfg = dict(max_iters=12, val_interval=10**6)
 val_dataloader = None
 val_cfg = None

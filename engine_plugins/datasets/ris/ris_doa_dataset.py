@@ -16,7 +16,22 @@ from .simulation import simulate_scene
 # Arrays kept in a val/test cache file, with their per-sample shapes
 # (filled in by ``_shapes``).
 CACHE_KEYS = ('cov', 'cov_true', 'angles', 'steering', 'source_cov',
-              'noise_power', 'num_sources', 'snr_db')
+              'noise_power', 'num_sources', 'snr_db', 'num_snapshots',
+              'correlation')
+# Bumped when the content of a cached split changes for the same settings.
+CACHE_FORMAT = 2
+
+
+def _as_choices(name: str, value, valid) -> list:
+    """A scalar or a non-empty list of valid values, as a list."""
+    choices = list(value) if isinstance(value, (list, tuple)) else [value]
+    bad = [v for v in choices if not isinstance(v, (int, float)) or
+           isinstance(v, bool) or not valid(v)]
+    if not choices or bad:
+        raise ValueError(f'RISDoADataset: {name}={value!r} has invalid '
+                         f'values {bad}' if bad else
+                         f'RISDoADataset: {name} is an empty list')
+    return choices
 
 
 @DATASETS.register_module()
@@ -27,19 +42,23 @@ class RISDoADataset(Dataset):
     which mmengine seeds per worker), so epochs never repeat. ``'val'`` and
     ``'test'`` are ``num_samples`` fixed scenes drawn from ``seed``,
     generated once and cached in ``cache_dir``; sample ``i`` has SNR
-    ``snr_db[i % len(snr_db)]`` so every SNR gets the same count.
+    ``snr_db[i % len(snr_db)]`` so every SNR gets the same count, and
+    cycles through the listed snapshot counts and correlations in the same
+    way (all combinations when ``num_samples`` is a multiple of the
+    product of the list lengths).
 
     Each item is ``dict(inputs=(2, D, D) float32 real/imag of the sample
     covariance, data_samples=dict(...))`` with ``cov``, ``cov_true``
     (complex64, trace = D), ``angles`` (degrees, ``(K_max, angle_dims)``,
     zero-padded), ``steering`` (complex64 ``(D, K_max)`` at those angles),
-    ``num_sources``, ``snr_db``, ``source_cov`` and
-    ``noise_power`` (for the CRB).
+    ``num_sources``, ``snr_db``, ``num_snapshots``, ``correlation``,
+    ``source_cov`` and ``noise_power`` (for the CRB).
 
     Args:
         geometry: :class:`ArrayGeometry` arguments.
         num_sources: K, or ``(K_min, K_max)`` for a random count.
-        num_snapshots: T.
+        num_snapshots: T, or a list of T values: ``'train'`` draws one per
+            scene, ``'val'``/``'test'`` cycle through them.
         snr_db: For ``'train'``, SNRs are drawn uniformly between the
             smallest and largest value; for ``'val'``/``'test'``, sample
             ``i`` uses ``snr_db[i % len(snr_db)]``.
@@ -47,8 +66,10 @@ class RISDoADataset(Dataset):
         num_samples: Length of the dataset (of an epoch for ``'train'``).
         seed: Seed of the fixed splits.
         cache_dir: Where fixed splits are stored (None: kept in memory).
-        power_db_range, correlation, az_range, el_range, min_separation:
-            See :func:`simulate_scene`.
+        correlation: Source correlation (1: coherent), or a list of values
+            drawn from like ``num_snapshots``.
+        power_db_range, az_range, el_range, min_separation: See
+            :func:`simulate_scene`.
 
     Example:
         >>> dataset = dict(
@@ -60,14 +81,14 @@ class RISDoADataset(Dataset):
     def __init__(self,
                  geometry: Optional[dict] = None,
                  num_sources: Union[int, Sequence[int]] = 2,
-                 num_snapshots: int = 64,
+                 num_snapshots: Union[int, Sequence[int]] = 64,
                  snr_db: Sequence[float] = (-10.0, 20.0),
                  split: str = 'train',
                  num_samples: int = 1000,
                  seed: int = 0,
                  cache_dir: Optional[str] = None,
                  power_db_range: Sequence[float] = (0.0, 0.0),
-                 correlation: float = 0.0,
+                 correlation: Union[float, Sequence[float]] = 0.0,
                  az_range: Sequence[float] = (-60.0, 60.0),
                  el_range: Sequence[float] = (-30.0, 30.0),
                  min_separation: float = 5.0) -> None:
@@ -84,12 +105,15 @@ class RISDoADataset(Dataset):
                 f'{self.geometry.dim} (array dimension), got {num_sources}')
         self.k_range = k
         self.max_sources = k[1]
+        self.snapshot_counts = _as_choices('num_snapshots', num_snapshots,
+                                           lambda t: int(t) == t and t >= 1)
+        self.correlations = _as_choices('correlation', correlation,
+                                        lambda r: 0 <= r <= 1)
         self.num_snapshots = num_snapshots
         self.snr_db = list(snr_db)
         self.split, self.num_samples, self.seed = split, num_samples, seed
         self.scene_kwargs = dict(
             power_db_range=tuple(power_db_range),
-            correlation=correlation,
             az_range=tuple(az_range),
             el_range=tuple(el_range),
             min_separation=min_separation)
@@ -103,12 +127,28 @@ class RISDoADataset(Dataset):
             return float(rng.uniform(min(self.snr_db), max(self.snr_db)))
         return float(self.snr_db[idx % len(self.snr_db)])
 
+    def _draw_setting(self, rng: np.random.Generator, idx: int):
+        """(T, correlation) of scene ``idx``; random only for training
+        with more than one choice, so single values draw nothing from
+        ``rng``."""
+        picked, stride = [], len(self.snr_db)
+        for choices in (self.snapshot_counts, self.correlations):
+            if len(choices) == 1:
+                picked.append(choices[0])
+            elif self.split == 'train':
+                picked.append(choices[int(rng.integers(len(choices)))])
+            else:
+                picked.append(choices[(idx // stride) % len(choices)])
+            stride *= len(choices)
+        return int(picked[0]), float(picked[1])
+
     def scene(self, rng: np.random.Generator, idx: int) -> Dict:
         """One padded scene (numpy) drawn from ``rng``."""
         k = int(rng.integers(self.k_range[0], self.k_range[1] + 1))
         snr = self._draw_snr(rng, idx)
-        s = simulate_scene(self.geometry, rng, k, self.num_snapshots, snr,
-                           **self.scene_kwargs)
+        snapshots, correlation = self._draw_setting(rng, idx)
+        s = simulate_scene(self.geometry, rng, k, snapshots, snr,
+                           correlation=correlation, **self.scene_kwargs)
         angles = np.zeros((self.max_sources, self.geometry.angle_dims))
         angles[:k] = s['angles']
         # The losses' steering vectors come from the geometry that made the
@@ -127,13 +167,17 @@ class RISDoADataset(Dataset):
             source_cov=src.astype(np.complex64),
             noise_power=np.float32(s['noise_power']),
             num_sources=np.int64(k),
-            snr_db=np.float32(snr))
+            snr_db=np.float32(snr),
+            num_snapshots=np.int64(snapshots),
+            correlation=np.float32(correlation))
 
     def _signature(self) -> dict:
         return dict(
+            format=CACHE_FORMAT,
             geometry=self.geometry_cfg,
             k_range=self.k_range,
-            num_snapshots=self.num_snapshots,
+            num_snapshots=self.snapshot_counts,
+            correlation=self.correlations,
             snr_db=self.snr_db,
             split=self.split,
             num_samples=self.num_samples,

@@ -1,12 +1,13 @@
 """One simulated DoA scene: ``X = A S + N``, ``R_hat = X X^H / T``.
 
 Sources are zero-mean complex Gaussian with covariance ``P``
-(``P_ij = rho sqrt(p_i p_j)``, ``P_ii = p_i``), noise is white complex
-Gaussian with power ``sigma^2 = mean(p) / 10^(snr/10)``. Both the sample
-covariance and the ideal one ``A P A^H + sigma^2 I`` are divided by their
-own trace and multiplied by the dimension (mean diagonal 1); the source
-covariance and the noise power are scaled by the ideal covariance's factor
-so that the CRB can be computed from them.
+(``P_ij = rho sqrt(p_i p_j)``, ``P_ii = p_i``; ``rho = 1``: coherent
+sources, scaled copies of one signal, as after multipath), noise is
+white complex Gaussian with power ``sigma^2 = mean(p) / 10^(snr/10)``.
+Both the sample covariance and the ideal one ``A P A^H + sigma^2 I`` are
+divided by their own trace and multiplied by the dimension (mean diagonal
+1); the source covariance and the noise power are scaled by the ideal
+covariance's factor so that the CRB can be computed from them.
 """
 from typing import Dict, Sequence, Tuple
 
@@ -62,7 +63,7 @@ def simulate_scene(geometry: ArrayGeometry,
         snr_db: Mean source power over noise power, in dB.
         power_db_range: Source powers are drawn uniformly in this dB range.
         correlation: Correlation coefficient between every source pair,
-            in ``[0, 1)``.
+            in ``[0, 1]`` (1: coherent sources).
         **angle_kwargs: ``az_range``, ``el_range``, ``min_separation`` for
             :func:`sample_angles`.
 
@@ -72,15 +73,20 @@ def simulate_scene(geometry: ArrayGeometry,
         ``(K, angle_dims)``), ``source_cov`` ``(K, K)`` and ``noise_power``
         (both in the ideal covariance's normalization).
     """
-    if not 0 <= correlation < 1:
-        raise ValueError(f'correlation must be in [0, 1), got {correlation}')
+    if not 0 <= correlation <= 1:
+        raise ValueError(f'correlation must be in [0, 1], got {correlation}')
     angles = sample_angles(rng, num_sources, geometry.angle_dims,
                            **angle_kwargs)
     powers = 10**(rng.uniform(*power_db_range, num_sources) / 10)
     src_cov = source_covariance(powers, correlation)
     noise_power = powers.mean() / 10**(snr_db / 10)
     a = geometry.steering(np.radians(angles))
-    chol = np.linalg.cholesky(src_cov)
+    if correlation < 1:
+        chol = np.linalg.cholesky(src_cov)
+    else:
+        # P = amp amp^T is singular: every source carries the same signal.
+        chol = np.zeros((num_sources, num_sources))
+        chol[:, 0] = np.sqrt(powers)
     shape = (num_sources, num_snapshots)
     white = (rng.standard_normal(shape) +
              1j * rng.standard_normal(shape)) / np.sqrt(2)

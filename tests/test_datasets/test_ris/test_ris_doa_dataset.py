@@ -133,3 +133,52 @@ def test_bad_arguments():
         RISDoADataset(geometry=GEOMETRY, num_sources=16)
     with pytest.raises(ValueError, match="split must be 'train'"):
         RISDoADataset(geometry=GEOMETRY, split='validation')
+
+
+def test_coherent_sources_share_one_signal():
+    geo = ArrayGeometry(4, 1)
+    s = simulate_scene(geo, np.random.default_rng(3), 2, 50, 300.0,
+                       correlation=1.0, min_separation=20.0)
+    # Noise-free (300 dB) and coherent: the sample covariance has rank 1
+    # although there are two sources.
+    values = np.linalg.eigvalsh(s['cov'])
+    assert values[-1] == pytest.approx(4.0, rel=1e-9)
+    assert np.all(np.abs(values[:-1]) < 1e-9)
+    # Its source covariance is all ones (unit powers, correlation 1).
+    np.testing.assert_allclose(s['source_cov'] / s['source_cov'][0, 0],
+                               np.ones((2, 2)))
+    with pytest.raises(ValueError, match=r'correlation must be in \[0, 1\]'):
+        simulate_scene(geo, np.random.default_rng(0), 2, 8, 0.0,
+                       correlation=1.5)
+
+
+def test_lists_of_snapshots_and_correlations(tmp_path):
+    # val/test cycle through SNR first, then T, then the correlation.
+    ds = _val(tmp_path, snr_db=[0.0, 10.0], num_snapshots=[4, 16],
+              correlation=[0.0, 1.0], num_samples=8, num_sources=2)
+    settings = [(float(ds[i]['data_samples']['snr_db']),
+                 int(ds[i]['data_samples']['num_snapshots']),
+                 float(ds[i]['data_samples']['correlation']))
+                for i in range(8)]
+    assert settings == [(0, 4, 0), (10, 4, 0), (0, 16, 0), (10, 16, 0),
+                        (0, 4, 1), (10, 4, 1), (0, 16, 1), (10, 16, 1)]
+    # T = 4 snapshots: the sample covariance has rank at most 4.
+    cov = ds[0]['data_samples']['cov'].numpy().astype(np.complex128)
+    assert np.sum(np.linalg.eigvalsh(cov) > 1e-5) == 4
+    # Training draws both values of each list.
+    train = RISDoADataset(geometry=GEOMETRY, num_snapshots=[4, 16],
+                          correlation=[0.0, 1.0], split='train')
+    torch.manual_seed(0)
+    drawn = {(int(train[i]['data_samples']['num_snapshots']),
+              float(train[i]['data_samples']['correlation']))
+             for i in range(40)}
+    assert drawn == {(4, 0.0), (4, 1.0), (16, 0.0), (16, 1.0)}
+
+
+def test_bad_snapshot_and_correlation_lists_are_named():
+    with pytest.raises(ValueError, match=r'num_snapshots=\[4, 2.5\]'):
+        RISDoADataset(geometry=GEOMETRY, num_snapshots=[4, 2.5])
+    with pytest.raises(ValueError, match='correlation=1.2'):
+        RISDoADataset(geometry=GEOMETRY, correlation=1.2)
+    with pytest.raises(ValueError, match='correlation is an empty list'):
+        RISDoADataset(geometry=GEOMETRY, correlation=[])
