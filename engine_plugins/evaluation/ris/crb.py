@@ -54,14 +54,15 @@ def crb_mse_deg2(geometry: ArrayGeometry, angles_deg: np.ndarray,
     return float(np.degrees(np.degrees(np.diag(crb))).mean())
 
 
-def matched_errors(estimated: np.ndarray,
-                   true: np.ndarray) -> Tuple[float, int]:
-    """Squared errors (deg^2) after Hungarian matching of estimated to
-    true directions (scipy's ``linear_sum_assignment`` on the squared
-    distance).
+def matched_source_errors(estimated: np.ndarray,
+                          true: np.ndarray) -> np.ndarray:
+    """Squared error (deg^2, summed over angle components) of each true
+    source after Hungarian matching of estimated to true directions
+    (scipy's ``linear_sum_assignment`` on the squared distance), ``(K,)``
+    in the order of ``true``.
 
-    Returns:
-        The sum of squared component errors and the number of components.
+    Raises:
+        ValueError: fewer estimates than sources.
     """
     estimated, true = np.atleast_2d(estimated), np.atleast_2d(true)
     cost = ((estimated[:, None] - true[None])**2).sum(-1)
@@ -69,4 +70,18 @@ def matched_errors(estimated: np.ndarray,
     if len(rows) < len(true):
         raise ValueError(f'{len(estimated)} estimates for {len(true)} '
                          'sources: cannot match every source')
-    return float(cost[rows, cols].sum()), true.size
+    errors = np.empty(len(true))
+    errors[cols] = cost[rows, cols]
+    return errors
+
+
+def matched_errors(estimated: np.ndarray,
+                   true: np.ndarray) -> Tuple[float, int]:
+    """Squared errors (deg^2) after Hungarian matching of estimated to
+    true directions (:func:`matched_source_errors`).
+
+    Returns:
+        The sum of squared component errors and the number of components.
+    """
+    true = np.atleast_2d(true)
+    return float(matched_source_errors(estimated, true).sum()), true.size

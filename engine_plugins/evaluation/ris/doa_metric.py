@@ -1,7 +1,8 @@
-"""Registered DoA metric: network vs MUSIC vs sqrt(CRB), per SNR."""
+"""Registered DoA metric: network vs MUSIC (plain and smoothed) vs
+sqrt(CRB), per SNR, with gross errors counted apart."""
 import logging
 from collections import defaultdict
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from mmengine.evaluator import BaseMetric
@@ -9,35 +10,58 @@ from mmengine.logging import print_log
 
 from engine_plugins.registry import METRICS
 from engine_plugins.structures import ArrayGeometry
-from .crb import crb_mse_deg2, matched_errors
+from .crb import crb_mse_deg2, matched_source_errors
+from .fit_selection import prefer_candidate
 from .music import MusicEstimator
+from .spatial_smoothing import fb_spatial_smoothing, subarray_shape
 
-COLUMNS = ('network', 'music', 'sqrt_crb')
+REQUIRED = ('pred_cov', 'cov', 'cov_true', 'angles', 'num_sources', 'snr_db')
 
 
 @METRICS.register_module()
 class RISDoAMetric(BaseMetric):
     """RMSE in degrees (Hungarian-matched, over sources and angle
-    components) per SNR for three estimators on the same samples:
-    MUSIC on the network's covariance (``network``), MUSIC on the sample
-    covariance (``music``), and the stochastic CRB (``sqrt_crb``: the
-    root of the mean CRB diagonal). The source count K is known.
+    components) per SNR for these estimators on the same samples:
 
-    Also reports ``val_loss``: the relative Frobenius error of the
-    network's covariance (what ``tools/hpo.py`` prunes on). Keys:
-    ``rmse_<column>`` over all SNRs and ``rmse_<column>@<snr>dB``.
+    * ``network``: the network's estimate: MUSIC on its covariance, or,
+      with ``select_by_fit``, MUSIC on the sample covariance unless the
+      sample covariance rejects that estimate in favour of the network's
+      by a likelihood-ratio test at false-switch rate ``fit_alpha``
+      (:mod:`.fit_selection`), so the learned correction acts where MUSIC
+      fails and does nothing elsewhere;
+    * ``network_raw`` (with ``select_by_fit``): MUSIC on the network's
+      covariance alone;
+    * ``music``: MUSIC on the sample covariance;
+    * ``music_fbss`` (with ``smoothing``, plain arrays only):
+      forward-backward spatially smoothed MUSIC, the classical answer to
+      correlated and coherent sources (:mod:`.spatial_smoothing`);
+    * ``sqrt_crb``: the root of the mean stochastic CRB diagonal.
+
+    The source count K is known. A source whose matched error exceeds
+    ``gross_threshold`` degrees is a gross error (a resolution failure):
+    ``gross_<column>`` is their fraction, ``rmse_fine_<column>`` the RMSE
+    of the other sources. Also reports ``val_loss``: the relative
+    Frobenius error of the network's covariance (what ``tools/hpo.py``
+    prunes on). Keys: ``<name>_<column>`` over all SNRs and
+    ``<name>_<column>@<snr>dB``.
 
     Args:
         geometry: :class:`ArrayGeometry` arguments (as the dataset's).
-        num_snapshots: T, for the CRB.
+        num_snapshots: T for the CRB, for samples without a
+            ``num_snapshots`` field.
         az_range, el_range: MUSIC search range (degrees).
         grid_step: MUSIC grid spacing (degrees).
         decode: Run MUSIC / CRB (off: only ``val_loss``, for fast HPO).
+        select_by_fit: Use the network's estimate only where the sample
+            covariance rejects MUSIC's (see above).
+        fit_alpha: False-switch rate of that test.
+        smoothing: Add the ``music_fbss`` column (ignored in RIS mode).
+        gross_threshold: Degrees above which a source's error is gross.
 
     Example:
         >>> val_evaluator = dict(
         ...     type='RISDoAMetric', geometry=dict(rows=8, cols=8),
-        ...     num_snapshots=64, grid_step=1.0)
+        ...     num_snapshots=64, grid_step=1.0, select_by_fit=True)
     """
 
     default_prefix = 'ris'
@@ -49,38 +73,109 @@ class RISDoAMetric(BaseMetric):
                  el_range: Sequence[float] = (-30.0, 30.0),
                  grid_step: float = 1.0,
                  decode: bool = True,
+                 select_by_fit: bool = True,
+                 fit_alpha: float = 0.05,
+                 smoothing: bool = True,
+                 gross_threshold: float = 5.0,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.geometry = ArrayGeometry(**(geometry or {}))
         self.num_snapshots = num_snapshots
         self.decode = decode
-        self.music = MusicEstimator(self.geometry, az_range, el_range,
-                                    grid_step) if decode else None
+        self.select = select_by_fit
+        self.fit_alpha = fit_alpha
+        self.smoothing = smoothing and self.geometry.phi is None
+        self.gross_threshold = gross_threshold
+        self.search = dict(
+            az_range=az_range, el_range=el_range, grid_step=grid_step)
+        self.music = MusicEstimator(self.geometry, **
+                                    self.search) if decode else None
+        self._smoothed: Dict[tuple, MusicEstimator] = {}
+        self.columns = ['network'] + (['network_raw']
+                                      if self.select else []) + ['music']
+        if self.smoothing:
+            self.columns.append('music_fbss')
+
+    def smoothed_music(self, cov: np.ndarray, k: int) -> np.ndarray:
+        """Forward-backward spatially smoothed MUSIC estimate."""
+        shape = subarray_shape(self.geometry, k)
+        if shape not in self._smoothed:
+            sub = ArrayGeometry(
+                rows=shape[0], cols=shape[1], spacing=self.geometry.spacing)
+            self._smoothed[shape] = MusicEstimator(sub, **self.search)
+        smoothed = fb_spatial_smoothing(cov, self.geometry, *shape)
+        return self._smoothed[shape].estimate(smoothed, k)
+
+    def estimates(self, sample: dict) -> Dict[str, np.ndarray]:
+        """Every column's direction estimates ``(K, dims)`` (degrees) for
+        one sample."""
+        k = int(sample['num_sources'])
+        raw = self.music.estimate(sample['pred_cov'], k)
+        out = dict(network=raw, music=self.music.estimate(sample['cov'], k))
+        if self.select:
+            out['network_raw'] = raw
+            snapshots = int(sample.get('num_snapshots', self.num_snapshots))
+            if not prefer_candidate(self.geometry, sample['cov'], raw,
+                                    out['music'], snapshots, self.fit_alpha):
+                out['network'] = out['music']
+        if self.smoothing:
+            out['music_fbss'] = self.smoothed_music(sample['cov'], k)
+        return out
+
+    def sample_result(self, sample: dict) -> dict:
+        """The per-sample record :meth:`compute_metrics` aggregates: SNR,
+        Frobenius error and, when decoding, each column's per-source
+        squared errors (``<column>_src``) and their sum (``<column>``)."""
+        missing = set(REQUIRED) - set(sample)
+        if missing:
+            raise KeyError(f'RISDoAMetric: prediction lacks fields '
+                           f'{sorted(missing)}; got {sorted(sample)}')
+        true_cov = sample['cov_true']
+        error = np.abs(sample['pred_cov'] - true_cov)**2
+        frob = error.sum() / (np.abs(true_cov)**2).sum()
+        result = dict(snr=float(sample['snr_db']), frob=float(frob))
+        if not self.decode:
+            return result
+        k = int(sample['num_sources'])
+        true = sample['angles'][:k]
+        snapshots = int(sample.get('num_snapshots', self.num_snapshots))
+        for name, est in self.estimates(sample).items():
+            errors = matched_source_errors(est, true)
+            result[f'{name}_src'] = errors.tolist()
+            result[name] = float(errors.sum())
+        result['count'] = np.atleast_2d(true).size
+        result['sqrt_crb'] = result['count'] * crb_mse_deg2(
+            self.geometry, true, sample['source_cov'][:k, :k],
+            float(sample['noise_power']), snapshots)
+        return result
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for s in data_samples:
-            missing = {'pred_cov', 'cov', 'cov_true', 'angles',
-                       'num_sources', 'snr_db'} - set(s)
-            if missing:
-                raise KeyError(f'RISDoAMetric: prediction lacks fields '
-                               f'{sorted(missing)}; got {sorted(s)}')
-            true_cov = s['cov_true']
-            frob = (np.abs(s['pred_cov'] - true_cov)**2).sum() / (
-                np.abs(true_cov)**2).sum()
-            result = dict(snr=float(s['snr_db']), frob=float(frob))
-            if self.decode:
-                k = int(s['num_sources'])
-                true = s['angles'][:k]
-                for name, cov in (('network', s['pred_cov']),
-                                  ('music', s['cov'])):
-                    se, n = matched_errors(self.music.estimate(cov, k), true)
-                    result[name] = se
-                result['count'] = n
-                result['sqrt_crb'] = n * crb_mse_deg2(
-                    self.geometry, true, s['source_cov'][:k, :k],
-                    float(s['noise_power']), self.num_snapshots)
-            self.results.append(result)
+            self.results.append(self.sample_result(s))
+
+    def summarize(self, group: List[dict]) -> Dict[str, float]:
+        """RMSE, gross-error fraction and fine RMSE of each column over
+        ``group`` (records from :meth:`sample_result`), unprefixed keys
+        without the SNR suffix."""
+        count = sum(r['count'] for r in group)
+        out = {}
+        for c in self.columns + ['sqrt_crb']:
+            out[f'rmse_{c}'] = float(np.sqrt(sum(r[c] for r in group) / count))
+        for c in self.columns:
+            if not all(f'{c}_src' in r for r in group):
+                continue  # records made without per-source errors
+            dims = [r['count'] // len(r[f'{c}_src']) for r in group]
+            errors = [(e, d) for r, d in zip(group, dims)
+                      for e in r[f'{c}_src']]
+            fine = [(e, d) for e, d in errors
+                    if np.sqrt(e) <= self.gross_threshold]
+            out[f'gross_{c}'] = 1.0 - len(fine) / len(errors)
+            fine_count = sum(d for _, d in fine)
+            out[f'rmse_fine_{c}'] = float(
+                np.sqrt(sum(e for e, _ in fine) /
+                        fine_count)) if fine_count else float('nan')
+        return out
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         metrics = dict(val_loss=float(np.mean([r['frob'] for r in results])))
@@ -92,19 +187,30 @@ class RISDoAMetric(BaseMetric):
         rows = []
         for snr in sorted(groups) + [None]:
             group = results if snr is None else groups[snr]
-            count = sum(r['count'] for r in group)
-            rmse = [
-                float(np.sqrt(sum(r[c] for r in group) / count))
-                for c in COLUMNS
-            ]
+            summary = self.summarize(group)
             suffix = '' if snr is None else f'@{snr:g}dB'
-            for c, v in zip(COLUMNS, rmse):
-                metrics[f'rmse_{c}{suffix}'] = v
-            rows.append(('all' if snr is None else f'{snr:g}', len(group),
-                         *rmse))
-        table = ['RMSE (deg) per SNR', 'SNR dB | samples | network | MUSIC '
-                 '| sqrt(CRB)']
-        table += [f'{r[0]:>6} | {r[1]:>7} | {r[2]:7.3f} | {r[3]:5.3f} | '
-                  f'{r[4]:9.4f}' for r in rows]
-        print_log('\n'.join(table), logger='current', level=logging.INFO)
+            metrics.update({k + suffix: v for k, v in summary.items()})
+            rows.append(
+                ('all' if snr is None else f'{snr:g}', len(group), summary))
+        print_log(self.table(rows), logger='current', level=logging.INFO)
         return metrics
+
+    def table(self, rows: list) -> str:
+        """RMSE per SNR, then gross-error percentages (when known)."""
+        names = self.columns + ['sqrt_crb']
+        lines = [
+            'RMSE (deg) per SNR', 'SNR dB | samples | ' + ' | '.join(names)
+        ]
+        for snr, n, s in rows:
+            lines.append(f'{snr:>6} | {n:>7} | ' +
+                         ' | '.join(f'{s[f"rmse_{c}"]:{max(len(c), 7)}.3f}'
+                                    for c in names))
+        if all(f'gross_{self.columns[0]}' in s for _, _, s in rows):
+            lines.append(f'sources with error > {self.gross_threshold:g} '
+                         'deg (%), then RMSE of the others (deg)')
+            for snr, n, s in rows:
+                lines.append(f'{snr:>6} | {n:>7} | ' +
+                             ' | '.join(f'{100 * s[f"gross_{c}"]:5.1f}% '
+                                        f'{s[f"rmse_fine_{c}"]:6.3f}'
+                                        for c in self.columns))
+        return '\n'.join(lines)

@@ -1,4 +1,6 @@
-"""RISDoAMetric: per-SNR table of network, MUSIC and sqrt(CRB)."""
+"""RISDoAMetric: per-SNR table of network, MUSIC (plain and smoothed) and
+sqrt(CRB), gross errors, and the fit test that picks the network's
+estimate."""
 from unittest import mock
 
 import numpy as np
@@ -31,7 +33,8 @@ def _predictions(n=6):
 
 def test_oracle_network_scores_zero_and_crb_is_per_sample():
     outputs = _predictions()
-    metric = RISDoAMetric(geometry=GEOMETRY, num_snapshots=32)
+    metric = RISDoAMetric(
+        geometry=GEOMETRY, num_snapshots=32, select_by_fit=False)
     with mock.patch('engine_plugins.evaluation.ris.doa_metric.print_log'
                     ) as log:
         metric.process({}, outputs)
@@ -49,17 +52,22 @@ def test_oracle_network_scores_zero_and_crb_is_per_sample():
             np.sqrt(sq / count))
     # MUSIC on 32 snapshots is worse at 0 dB than at 20 dB.
     assert metrics['rmse_music@0dB'] > metrics['rmse_music@20dB']
-    table = log.call_args[0][0]
-    assert table.splitlines()[1] == ('SNR dB | samples | network | MUSIC '
-                                     '| sqrt(CRB)')
-    assert table.splitlines()[-1].startswith('   all |       6 |')
+    # No gross errors on this easy data: fine RMSE = RMSE.
+    assert metrics['gross_network'] == 0.0
+    assert metrics['rmse_fine_music'] == pytest.approx(metrics['rmse_music'])
+    table = log.call_args[0][0].splitlines()
+    assert table[1] == ('SNR dB | samples | network | music | music_fbss '
+                        '| sqrt_crb')
+    assert table[4].startswith('   all |       6 |')
+    assert table[-1].startswith('   all |       6 |   0.0%')
 
 
 def test_grouping_by_hand():
     metric = RISDoAMetric(geometry=GEOMETRY, decode=False)
     assert metric.compute_metrics([dict(frob=0.5), dict(frob=1.5)]) == \
         dict(val_loss=1.0)
-    metric = RISDoAMetric(geometry=GEOMETRY)
+    metric = RISDoAMetric(
+        geometry=GEOMETRY, select_by_fit=False, smoothing=False)
     results = [
         dict(snr=0.0, frob=0, network=8.0, music=2.0, sqrt_crb=0.5, count=2),
         dict(snr=0.0, frob=0, network=0.0, music=0.0, sqrt_crb=0.5, count=2),
@@ -70,6 +78,62 @@ def test_grouping_by_hand():
     assert m['rmse_network@0dB'] == pytest.approx(np.sqrt(8 / 4))
     assert m['rmse_music@5dB'] == pytest.approx(1.0)
     assert m['rmse_sqrt_crb'] == pytest.approx(np.sqrt(2 / 8))
+    assert 'gross_network' not in m  # records without per-source errors
+
+
+def test_gross_errors_by_hand():
+    metric = RISDoAMetric(
+        geometry=GEOMETRY, select_by_fit=False, smoothing=False,
+        gross_threshold=5.0)
+    # Per-source squared errors (2 components each): 36 (6 deg) is gross,
+    # 25 (exactly 5 deg) and 1 are not.
+    group = [
+        dict(network=37.0, network_src=[36.0, 1.0], music=1.0,
+             music_src=[1.0, 0.0], sqrt_crb=1.0, count=4),
+        dict(network=25.0, network_src=[25.0], music=0.0, music_src=[0.0],
+             sqrt_crb=1.0, count=2),
+    ]
+    s = metric.summarize(group)
+    assert s['gross_network'] == pytest.approx(1 / 3)
+    assert s['rmse_fine_network'] == pytest.approx(np.sqrt(26 / 4))
+    assert s['rmse_network'] == pytest.approx(np.sqrt(62 / 6))
+    assert s['gross_music'] == 0.0
+    assert s['rmse_fine_music'] == pytest.approx(np.sqrt(1 / 6))
+
+
+def _sample(pred_cov, cov, angles, snapshots=32):
+    k = len(angles)
+    return dict(pred_cov=pred_cov, cov=cov, cov_true=cov, angles=angles,
+                num_sources=k, snr_db=10.0, num_snapshots=snapshots,
+                source_cov=np.eye(k), noise_power=0.1)
+
+
+def test_fit_test_picks_the_network_only_where_music_fails():
+    geo = dict(rows=8, cols=1)
+    metric = RISDoAMetric(geometry=geo, az_range=(-60, 60), grid_step=0.5)
+    from engine_plugins.structures import ArrayGeometry
+    a = ArrayGeometry(**geo).steering(np.radians([[-20.0], [25.0]]))
+    truth = np.array([[-20.0], [25.0]])
+    # Coherent sources: R = (a1 + a2)(a1 + a2)^H + 0.1 I, a single signal
+    # eigenvector, so MUSIC on it misses one source; the "network" gives
+    # the ideal uncorrelated covariance and finds both.
+    v = a[:, :1] + a[:, 1:]
+    coherent = v @ v.conj().T + 0.1 * np.eye(8)
+    ideal = a @ a.conj().T + 0.1 * np.eye(8)
+    est = metric.estimates(_sample(ideal, coherent, truth))
+    np.testing.assert_allclose(np.sort(est['network'][:, 0]), [-20, 25],
+                               atol=1e-3)
+    assert np.abs(np.sort(est['music'][:, 0]) - [-20, 25]).max() > 5
+    # Smoothing decorrelates the coherent pair.
+    np.testing.assert_allclose(np.sort(est['music_fbss'][:, 0]), [-20, 25],
+                               atol=1e-3)
+    # Uncorrelated sources: MUSIC works, and a "network" 2 deg off does not
+    # replace it.
+    off = ArrayGeometry(**geo).steering(np.radians([[-18.0], [27.0]]))
+    biased = off @ off.conj().T + 0.1 * np.eye(8)
+    est = metric.estimates(_sample(biased, ideal, truth))
+    np.testing.assert_allclose(est['network'], est['music'])
+    assert np.abs(np.sort(est['network_raw'][:, 0]) - [-18, 27]).max() < 1e-3
 
 
 def test_missing_fields_are_named():
