@@ -99,12 +99,24 @@ class MusicEstimator:
                 method='bounded',
                 options=dict(xatol=1e-6))
             return np.array([res.x])
+        # An explicit simplex of half a grid step: scipy's default one (5%
+        # of each coordinate) is tiny near 0 deg and clipped by the bounds
+        # far from it, and stopped early in some cells (0.05 deg RMSE for
+        # one source at 20 dB where the bound is 0.015).
+        # Steps point inwards at the edge of the search range.
+        start = np.asarray(start, dtype=float)
+        inward = np.where(start + 0.5 * self.step > [b[1] for b in bounds],
+                          -1.0, 1.0)
+        simplex = np.vstack(
+            [start, start + 0.5 * self.step * np.diag(inward)])
         res = minimize(
             lambda x: self.null_spectrum(signal, x[None])[0],
             start,
             method='Nelder-Mead',
             bounds=bounds,
-            options=dict(xatol=1e-6, fatol=1e-14))
+            options=dict(
+                initial_simplex=simplex, xatol=1e-7, fatol=1e-16,
+                maxiter=2000))
         return res.x
 
     def estimate(self, cov: np.ndarray, num_sources: int) -> np.ndarray:
