@@ -61,6 +61,7 @@ from engine_plugins.engine.sanity.errors import \
     TrainingSanityError  # noqa: E402
 from engine_plugins.utils import search_space  # noqa: E402
 from engine_plugins.utils import build_runner, load_config  # noqa: E402
+from engine_plugins.utils.preflight import preflight_or_exit  # noqa: E402
 
 FINISHED = (optuna.trial.TrialState.COMPLETE,
             optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
@@ -341,6 +342,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> optuna.Study:
     args = parse_args(argv)
     apply_runtime_fixes()
+    # Every trial trains the config: missing data or GPU-only settings stop
+    # the study before its first trial, in one message (exit status 2).
+    preflight_or_exit(
+        load_config(args.config, args.cfg_options, args.work_dir), 'train',
+        'tools/hpo.py', args.config)
     try:
         study = _run(args)
     except search_space.SearchSpaceError as exc:

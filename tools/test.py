@@ -21,6 +21,7 @@ from engine_plugins.compat import apply_runtime_fixes  # noqa: E402
 from engine_plugins.utils import build_runner, load_config  # noqa: E402
 from engine_plugins.utils.config_loading import (  # noqa: E402
     add_strictness_arguments, apply_strictness_arguments)
+from engine_plugins.utils.preflight import preflight_or_exit  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -57,8 +58,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def build_cfg(args: argparse.Namespace):
-    if not osp.isfile(args.checkpoint):
+def build_cfg(args: argparse.Namespace, check_files: bool = True):
+    """The config the Runner gets. ``check_files=False`` leaves the
+    checkpoint file to :func:`preflight_or_exit`, which reports it with
+    every other missing input."""
+    if check_files and not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         raise ValueError(f'--out must end with .pkl or .pickle: {args.out}')
@@ -81,7 +85,16 @@ def build_cfg(args: argparse.Namespace):
 def main(argv=None) -> dict:
     args = parse_args(argv)
     apply_runtime_fixes()
-    runner = build_runner(build_cfg(args))
+    cfg = build_cfg(args, check_files=False)
+    # Missing data or checkpoint, GPU-only settings: one message and exit
+    # status 2, before anything is built.
+    preflight_or_exit(
+        cfg,
+        'test',
+        'tools/test.py',
+        args.config, {'load_from': 'CHECKPOINT (tools/test.py argument)'},
+        arguments=[args.checkpoint])
+    runner = build_runner(cfg)
     if args.out is not None:
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))

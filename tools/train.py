@@ -28,6 +28,7 @@ from engine_plugins.registry import OPTIM_WRAPPERS  # noqa: E402
 from engine_plugins.utils import build_runner, load_config  # noqa: E402
 from engine_plugins.utils.config_loading import (  # noqa: E402
     add_strictness_arguments, apply_strictness_arguments)
+from engine_plugins.utils.preflight import preflight_or_exit  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -111,7 +112,10 @@ def amp_wrapper_type(name: str) -> str:
     return variant
 
 
-def build_cfg(args: argparse.Namespace):
+def build_cfg(args: argparse.Namespace, check_files: bool = True):
+    """The config the Runner gets. ``check_files=False`` leaves the
+    ``--resume CKPT`` file to :func:`preflight_or_exit`, which reports it
+    with every other missing input."""
     cfg = load_config(args.config, args.cfg_options, args.work_dir,
                       args.launcher)
     apply_strictness_arguments(cfg, args)
@@ -136,7 +140,7 @@ def build_cfg(args: argparse.Namespace):
         cfg.resume = True
         cfg.load_from = None
     elif args.resume is not None:
-        if not osp.isfile(args.resume):
+        if check_files and not osp.isfile(args.resume):
             raise FileNotFoundError(
                 f'--resume: checkpoint not found: {args.resume}')
         cfg.resume = True
@@ -160,7 +164,13 @@ def _diagnose(work_dir: str) -> None:
 def main(argv=None) -> Runner:
     args = parse_args(argv)
     apply_runtime_fixes()
-    runner = build_runner(build_cfg(args))
+    cfg = build_cfg(args, check_files=False)
+    # Missing data, checkpoints or GPU-only settings: one message and exit
+    # status 2, before anything is built.
+    resumes_file = args.resume not in (None, 'auto')
+    labels = {'load_from': '--resume'} if resumes_file else None
+    preflight_or_exit(cfg, 'train', 'tools/train.py', args.config, labels)
+    runner = build_runner(cfg)
     try:
         runner.train()
     except Exception as exc:

@@ -273,3 +273,20 @@ def test_a_config_without_hpo_section_or_space_is_named(tmp_path):
                        r"spaces \['narrow', 'wide'\]"):
         hpo.main([_tiny_config(tmp_path), '--space', 'huge', '--work-dir',
                   str(tmp_path)])
+
+
+def test_missing_data_stops_the_study_before_its_first_trial(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    config = osp.join(REPO, 'configs', 'psalm_yolo', 'psalm_yolo_n_coco.py')
+    with pytest.raises(SystemExit) as info:
+        hpo.main([
+            config, '--work-dir',
+            str(tmp_path / 'hpo'), '--storage',
+            f"sqlite:///{tmp_path / 'hpo.db'}"
+        ])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert 'tools/hpo.py' in err
+    assert 'train_dataloader.dataset.data_root' in err
+    assert not (tmp_path / 'hpo.db').exists()

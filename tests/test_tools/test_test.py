@@ -45,3 +45,28 @@ def test_test_tool_errors_name_the_input(tmp_path):
                 [TOY_CONFIG,
                  str(ckpt), '--show-dir',
                  str(tmp_path)]))
+
+
+def test_test_tool_lists_the_missing_test_set_and_checkpoint(
+        tmp_path, monkeypatch, capsys):
+    import os.path as osp
+
+    from tests.test_tools.test_train import REPO
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        test_tool.main([
+            osp.join(REPO, 'configs', 'rtdetr', 'rtdetr_r18_coco.py'),
+            'gone.pth'
+        ])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    for text in [
+            'data/coco/annotations/instances_val2017.json  [file]',
+            'test_dataloader.dataset.data_root', 'test_evaluator.ann_file',
+            'gone.pth  [file]\n      set by CHECKPOINT',
+            'download_coco.sh --no-train data/coco',
+            'configs/rtdetr/rtdetr_r18_shapes_cpu.py'
+    ]:
+        assert text in err, text
+    # The train split is not read by a test.
+    assert 'train2017/  [folder]' not in err

@@ -162,3 +162,105 @@ def test_data_check_error_reaches_the_event_log(tmp_path):
     ]
     assert [(e['kind'], e['cause'])
             for e in events] == [('error', 'label_mask')]
+
+
+# ---- the preflight: what is missing stops the run before the Runner -------
+
+
+def test_headline_command_without_coco_explains_what_it_needs(tmp_path):
+    """`python tools/train.py configs/psalm_yolo_h100.py` where data/coco
+    does not exist: one message, no traceback, nothing built."""
+    import os
+    import subprocess
+    import sys
+    work_dir = tmp_path / 'work'
+    proc = subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools', 'train.py'),
+        osp.join(REPO, 'configs', 'psalm_yolo_h100.py'), '--work-dir',
+        str(work_dir)
+    ],
+                          cwd=tmp_path,
+                          env=dict(os.environ, OMP_NUM_THREADS='1'),
+                          capture_output=True,
+                          text=True,
+                          timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert 'Traceback' not in out
+    for text in [
+            'cannot start', 'train_dataloader.dataset.data_root',
+            'train_dataloader.dataset.ann_file',
+            'data/coco/annotations/instances_train2017.json',
+            'data/coco/train2017/', 'val_evaluator.ann_file',
+            'download_coco.sh data/coco',
+            'configs/psalm_yolo/psalm_yolo_n_shapes_cpu.py'
+    ]:
+        assert text in out, text
+    if not torch.cuda.is_available():
+        assert 'optim_wrapper.dtype=bfloat16' in out
+    # Stopped before the Runner, which creates the work dir.
+    assert not work_dir.exists()
+
+
+def test_a_missing_load_from_or_resume_checkpoint_is_named(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        _train(tmp_path / 'w', '--cfg-options', 'load_from=ckpt/nope.pth')
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert 'ckpt/nope.pth  [file]\n      set by load_from\n' in err
+    with pytest.raises(SystemExit):
+        _train(tmp_path / 'w', '--resume', 'ckpt/gone.pth')
+    assert 'ckpt/gone.pth  [file]\n      set by --resume\n' in (
+        capsys.readouterr().err)
+    assert not (tmp_path / 'w').exists()
+
+
+class _RunnerReached(Exception):
+    pass
+
+
+def _reaches_the_runner(monkeypatch, config, *options):
+
+    def build_runner(cfg):
+        raise _RunnerReached
+
+    monkeypatch.setattr(train_tool, 'build_runner', build_runner)
+    with pytest.raises(_RunnerReached):
+        train_tool.main([osp.join(REPO, 'configs', config)] + list(options))
+
+
+@pytest.mark.parametrize('config', [
+    'psalm_yolo/psalm_yolo_n_shapes_cpu.py',
+    'rtdetr/rtdetr_r18_shapes_cpu.py',
+    'ris/ris_upa8x8_cpu.py',
+])
+def test_configs_that_generate_their_data_are_not_blocked(
+        config, tmp_path, monkeypatch):
+    # No data/demo_shapes or data/ris_cache here: the datasets write them
+    # when the Runner builds them.
+    monkeypatch.chdir(tmp_path)
+    _reaches_the_runner(monkeypatch, config, '--work-dir', str(tmp_path))
+    assert not (tmp_path / 'data').exists()
+
+
+def test_the_audio_manifest_is_explained_until_it_is_written(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    config = osp.join(REPO, 'configs', 'audio', 'dualffn_tiny_lora_cpu.py')
+    with pytest.raises(SystemExit) as info:
+        train_tool.main([config, '--work-dir', str(tmp_path / 'w')])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert 'data/audio_demo/train.jsonl  [file]' in err
+    assert 'set by train_dataloader.dataset.manifest' in err
+    command = (f"python {osp.join(REPO, 'tools', 'make_audio_demo_data.py')}"
+               ' data/audio_demo\n')
+    assert command in err
+    # Written as the message says, the config starts.
+    from engine_plugins.datasets.audio.demo_data import make_audio_demo_data
+    make_audio_demo_data('data/audio_demo')
+    _reaches_the_runner(monkeypatch, 'audio/dualffn_tiny_lora_cpu.py',
+                        '--work-dir', str(tmp_path / 'w'))
