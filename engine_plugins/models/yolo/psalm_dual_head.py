@@ -129,6 +129,14 @@ class PSALMDualHead(BaseModule):
         return make_anchor_points([m.shape[-2:] for m in maps], self.strides,
                                   maps[0].device)
 
+    def decode_boxes(self, box_maps: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Per-level ``(B, 4 * reg_max, H, W)`` box distributions →
+        ``(B, A, 4)`` xyxy boxes in network-input pixels, level by level,
+        row-major within a level (the order of :meth:`predict`'s
+        candidates)."""
+        points, strides = self._anchors(box_maps)
+        return self.coder.decode(points, _flatten(box_maps)) * strides
+
     def loss(self, feats, prototypes, data_samples) -> Dict[str, torch.Tensor]:
         cls_maps, box_maps = self(feats, prototypes)
         points, strides = self._anchors(cls_maps)
@@ -154,8 +162,7 @@ class PSALMDualHead(BaseModule):
     def predict(self, feats, prototypes, data_samples,
                 rescale: bool = True) -> List[InstanceData]:
         cls_maps, box_maps = self(feats, prototypes)
-        points, strides = self._anchors(cls_maps)
-        bboxes = self.coder.decode(points, _flatten(box_maps)) * strides
+        bboxes = self.decode_boxes(box_maps)
         scores = _flatten(cls_maps).sigmoid()
         cfg = self.test_cfg
         results = []

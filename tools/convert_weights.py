@@ -1,0 +1,186 @@
+"""Convert another framework's weights into an engine_plugins checkpoint.
+
+One subcommand per source: ``add_<source>_parser(subparsers)`` adds its
+arguments and ``set_defaults(func=run_<source>)``; ``func`` returns the
+exit code and raises ``WeightConversionError`` for a refused input (exit
+code 2). The output is an mmengine checkpoint
+(``{'state_dict': ..., 'meta': ...}``, with the per-tensor checksums the
+loader verifies) to use as ``load_from``. Keys the source does not provide
+(a new head) keep their initial values, so load it non-strictly.
+
+Example:
+    python tools/convert_weights.py ultralytics yolov8n.pt \\
+        work_dirs/yolov8n_psalm.pth --trust-pickle
+    python tools/train.py configs/psalm_yolo/psalm_yolo_n_p3-p5_coco.py \\
+        --cfg-options load_from=work_dirs/yolov8n_psalm.pth --non-strict
+"""
+import argparse
+import glob
+import os
+import os.path as osp
+import sys
+
+# From a clone, use the clone's package even if another copy is installed.
+_REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if osp.isdir(osp.join(_REPO, 'engine_plugins')):
+    sys.path.insert(0, _REPO)
+
+import torch  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+
+import engine_plugins.models  # noqa: E402,F401  (registers the models)
+from engine_plugins.engine.checkpoints.state_checksums import \
+    add_checksums  # noqa: E402
+from engine_plugins.models.yolo.ultralytics_weights import (  # noqa: E402
+    WeightConversionError, config_overrides, convert_ultralytics_state_dict,
+    format_cfg_options, infer_yolov8_size, read_ultralytics_weights)
+from engine_plugins.registry import MODELS  # noqa: E402
+
+PSALM_YOLO_CONFIGS = osp.join(_REPO, 'configs', 'psalm_yolo')
+# What YOLOv8 is trained on: RGB scaled to [0, 1].
+ULTRALYTICS_INPUT = dict(mean=[0.0] * 3, std=[255.0] * 3)
+
+
+def add_ultralytics_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        'ultralytics',
+        help='ultralytics YOLOv8 detection weights -> PSALM YOLO',
+        description='Convert the backbone, neck and box branch of an '
+        'ultralytics YOLOv8 detection model (n/s/m/l/x; yolov8.yaml P3-P5 '
+        'or yolov8-p2.yaml P2-P5) into PSALM YOLO. PSALM\'s class side '
+        '(fusion, prototype branch) stays at its initial values.')
+    parser.add_argument(
+        'src',
+        help='an ultralytics .pt (pickled DetectionModel: needs '
+        '--trust-pickle and ultralytics importable) or a file with its '
+        'state dict')
+    parser.add_argument('out', help='the checkpoint to write (.pth)')
+    parser.add_argument(
+        '--config',
+        help='build the target model from this config (default: a PSALM '
+        'YOLO of the size the weights have)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override keys of --config (or of the default model), e.g. '
+        'model.fusion.num_classes=3')
+    parser.add_argument(
+        '--trust-pickle',
+        action='store_true',
+        help='allow unpickling the Python objects of an ultralytics .pt '
+        '(this runs code from the file: only for files you trust)')
+    parser.set_defaults(func=run_ultralytics)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Convert weights of another framework into an '
+        'engine_plugins checkpoint (load_from=OUT --non-strict)')
+    subparsers = parser.add_subparsers(
+        dest='source', required=True, metavar='SOURCE')
+    add_ultralytics_parser(subparsers)
+    return parser.parse_args(argv)
+
+
+def matching_configs(size, folder: str = PSALM_YOLO_CONFIGS):
+    """``(config path, overrides it needs)`` for each PSALM YOLO config in
+    ``folder``, those that fit as they are first."""
+    rows = []
+    for path in sorted(glob.glob(osp.join(folder, '*.py'))):
+        try:
+            model = Config.fromfile(path).get('model', None)
+            if model is None:
+                continue
+            rows.append((path, config_overrides(size, model)))
+        except Exception:  # a config that does not load or is no PSALMYOLO
+            continue
+    return sorted(rows, key=lambda row: len(row[1]))
+
+
+def _print_config_matches(size) -> None:
+    rows = matching_configs(size)
+    fits = [path for path, needed in rows if not needed]
+    for path in fits:
+        print(f'  fits {osp.relpath(path)}')
+    if not fits:
+        print('  no config fits as it is; with overrides:')
+        for path, needed in rows[:3]:
+            print(f'    {osp.relpath(path)} --cfg-options '
+                  f'{format_cfg_options(needed)}')
+    print(f'  any PSALM YOLO config with: --cfg-options '
+          f'{format_cfg_options(size.cfg_options())}')
+
+
+def _target_model_cfg(args, size) -> dict:
+    """The model config to convert into: --config (with --cfg-options),
+    checked against the weights, or one of the weights' size."""
+    if args.config is None:
+        cfg = Config(dict(model=size.model_cfg()))
+        source = 'the default model'
+    else:
+        cfg = Config.fromfile(args.config)
+        source = args.config
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    needed = config_overrides(size, cfg.model)
+    if needed:
+        raise WeightConversionError(
+            f'{source} does not build the model of the weights '
+            f'({size.describe()}); add --cfg-options '
+            f'{format_cfg_options(needed)}')
+    preprocessor = cfg.model.get('data_preprocessor', {})
+    differs = []
+    for key in ('mean', 'std'):
+        value = preprocessor.get(key)
+        if value is None or [float(v)
+                             for v in value] != ULTRALYTICS_INPUT[key]:
+            differs.append(f'{key}={value}')
+    if not preprocessor.get('bgr_to_rgb', False):
+        differs.append('bgr_to_rgb=False')
+    if differs:
+        print(f'warning: {source} feeds the model differently from '
+              f'YOLOv8 (RGB / 255): {", ".join(differs)}; the converted '
+              'backbone will see other inputs than it was trained on')
+    return cfg.model
+
+
+def run_ultralytics(args: argparse.Namespace) -> int:
+    state, info = read_ultralytics_weights(args.src, args.trust_pickle)
+    size = infer_yolov8_size(state)
+    print(f'{args.src}: {size.describe()}')
+    _print_config_matches(size)
+    init_default_scope('engine_plugins')
+    model = MODELS.build(_target_model_cfg(args, size))
+    result = convert_ultralytics_state_dict(state, model.state_dict())
+    result.source_info.update(info)
+    print(result.summary())
+    checkpoint = dict(
+        state_dict=result.state_dict,
+        meta=result.meta(source=osp.basename(args.src)))
+    add_checksums(checkpoint)
+    folder = osp.dirname(osp.abspath(args.out))
+    os.makedirs(folder, exist_ok=True)
+    # Written next to OUT and renamed: an interrupted run leaves no
+    # truncated checkpoint under the final name.
+    partial = f'{args.out}.partial'
+    torch.save(checkpoint, partial)
+    os.replace(partial, args.out)
+    print(f'wrote {args.out}; fine-tune with: python tools/train.py CONFIG '
+          f'--cfg-options load_from={args.out} --non-strict (the '
+          f'{len(result.new)} new tensors keep their initial values)')
+    return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        return args.func(args)
+    except (WeightConversionError, FileNotFoundError) as exc:
+        print(f'convert_weights {args.source}: error: {exc}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())
