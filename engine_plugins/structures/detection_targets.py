@@ -7,8 +7,9 @@ import torch
 
 from engine_plugins.engine.sanity.errors import TargetFormatError
 from engine_plugins.engine.sanity.samples import describe_sample
-from engine_plugins.engine.sanity.target_contracts import \
-    register_target_contract
+from engine_plugins.engine.sanity.target_contracts import (
+    DatasetContract, TargetCount, register_dataset_contract,
+    register_target_contract)
 from .box_frames import (BOX_FORMATS, check_normalized_cxcywh,
                          check_pixel_boxes, gt_labels_and_boxes, image_extent)
 
@@ -83,3 +84,37 @@ def check_normalized_cxcywh_targets(data_samples: Sequence[Any],
     """RT-DETR's contract after its preprocessor: normalized cxcywh of the
     padded input."""
     check_detection_targets(data_samples, num_classes, 'cxcywh_normalized')
+
+
+def count_boxes(data_samples: Sequence[Any]):
+    """The batch's gt and ignored boxes, or None for samples without
+    ``gt_instances`` labels on the host."""
+    gt = getattr(data_samples[0], 'gt_instances', None)
+    labels = getattr(gt, 'labels', None) if gt is not None else None
+    if not isinstance(labels, torch.Tensor) or labels.is_cuda:
+        return None
+    return TargetCount(
+        sum(len(getattr(s, 'gt_instances', ())) for s in data_samples),
+        sum(len(getattr(s, 'ignored_instances', ())) for s in data_samples))
+
+
+register_dataset_contract(
+    DatasetContract(
+        'xyxy_pixel',
+        count=count_boxes,
+        none_in_first=(
+            'no gt box in any of the first {batches} batches: the '
+            'annotations did not load, or a pipeline step '
+            '(FilterAnnotations, a crop) removed them all; the detector '
+            'would learn that nothing is ever there'),
+        all_ignored=(
+            'no image of the batch has a gt box, and {ignored} boxes are in '
+            'ignored_instances: every box was marked ignored '
+            '(gt_ignore_flags set by a transform or iscrowd in the '
+            'annotations; an inverted ignore condition ignores every '
+            'object)'),
+        none_in_batch=(
+            'none of the {images} images of the batch has a gt box after '
+            'the pipeline, while {fraction:.0%} of the training images have '
+            'one as annotated: a pipeline step removed them (a filter or '
+            'ignore condition, a crop, boxes dropped by a transform)')))

@@ -44,6 +44,8 @@ from .preflight import (check_batch_contract, check_detection_targets,
 from .rerun import StepRerun, input_scale
 from .run_watch import RunWatch
 from .step_guard import StepGuard
+from .target_contracts import (DatasetContract, TargetCount,
+                               dataset_contracts, target_contract)
 from .term_history import TermHistory
 from .update_size import relative_updates, snapshot, update_finding
 
@@ -246,56 +248,53 @@ class SanityMonitor:
         if not (self.num_classes and isinstance(samples, (list, tuple))
                 and samples):
             return
-        gt = getattr(samples[0], 'gt_instances', None)
-        labels = getattr(gt, 'labels', None) if gt is not None else None
-        if not isinstance(labels, torch.Tensor) or labels.is_cuda:
-            return  # on the device already: checking would sync
-        self._run('data check', check_detection_targets, samples,
-                  self.num_classes, 'xyxy_pixel')
-        self._batch_gts = sum(
-            len(getattr(s, 'gt_instances', ())) for s in samples)
-        if self.strict:
-            if not self._batch_gts:
-                self._check_boxes_lost(samples)
-            self._gt_boxes += self._batch_gts
-            if self.iteration == self.strict_iters and not self._gt_boxes:
-                self.events.error(
-                    BatchContractError,
-                    f'data check, iteration {self.iteration}: no gt box in '
-                    f'any of the first {self.strict_iters} batches: the '
-                    'annotations did not load, or a pipeline step '
-                    '(FilterAnnotations, a crop) removed them all; the '
-                    'detector would learn that nothing is ever there',
-                    cause='label_mask',
-                    check='batch')
+        for contract in dataset_contracts():
+            counted = contract.count(samples)
+            if counted is not None:
+                self._account_targets(contract, samples, counted)
+                return
 
-    def _check_boxes_lost(self, samples: Sequence[Any]) -> None:
-        """A batch without a gt box is an error now when its boxes were
+    def _account_targets(self, contract: DatasetContract,
+                         samples: Sequence[Any], counted: TargetCount) -> None:
+        """The dataset contract's check, then (strict) batches and first
+        batches without any target."""
+        self._run('data check', target_contract(contract.name), samples,
+                  self.num_classes)
+        self._batch_gts = counted.targets
+        if not self.strict:
+            return
+        if not counted.targets:
+            self._check_targets_lost(contract, samples, counted)
+        self._gt_boxes += counted.targets
+        if self.iteration == self.strict_iters and not self._gt_boxes:
+            self.events.error(
+                BatchContractError,
+                f'data check, iteration {self.iteration}: ' +
+                contract.none_in_first.format(batches=self.strict_iters),
+                cause='label_mask',
+                check='batch')
+
+    def _check_targets_lost(self, contract: DatasetContract,
+                            samples: Sequence[Any],
+                            counted: TargetCount) -> None:
+        """A batch without a target is an error now when its targets were
         all marked ignored, or when the annotations make a batch of three or
-        more images without boxes improbable (below 1e-3 for images drawn
-        independently)."""
-        ignored = sum(
-            len(getattr(s, 'ignored_instances', ())) for s in samples)
+        more samples without targets improbable (below 1e-3 for samples
+        drawn independently)."""
         where = f'data check, iteration {self.iteration}: '
-        if ignored:
-            message = (
-                f'{where}no image of the batch has a gt box, and '
-                f'{ignored} boxes are in ignored_instances: every box was '
-                'marked ignored (gt_ignore_flags set by a transform or '
-                'iscrowd in the annotations; an inverted ignore condition '
-                'ignores every object)')
+        if counted.ignored:
+            message = contract.all_ignored.format(ignored=counted.ignored)
         elif (self.boxed_fraction is not None and len(samples) >= 3
               and (1 - self.boxed_fraction)**len(samples) < 1e-3):
-            message = (
-                f'{where}none of the {len(samples)} images of the batch has '
-                f'a gt box after the pipeline, while '
-                f'{self.boxed_fraction:.0%} of the training images have one '
-                'as annotated: a pipeline step removed them (a filter or '
-                'ignore condition, a crop, boxes dropped by a transform)')
+            message = contract.none_in_batch.format(
+                images=len(samples), fraction=self.boxed_fraction)
         else:
             return
         self.events.error(
-            BatchContractError, message, cause='label_mask', check='batch')
+            BatchContractError,
+            where + message,
+            cause='label_mask',
+            check='batch')
 
     def on_inputs(self, args: tuple, kwargs: Dict[str, Any]) -> None:
         """What reaches ``forward(mode='loss')``."""
