@@ -1,13 +1,28 @@
-"""RMSE vs SNR on the quick-start geometry: the trained network, MUSIC on
-the sample covariance, and sqrt(CRB).
+"""RIS DoA: the trained network against MUSIC, smoothed MUSIC and
+sqrt(CRB) in the regimes that motivate learned covariance estimators.
 
-Trains the config through the normal Runner for ``--iters`` iterations,
-then evaluates the fixed test split (``RISDoAMetric`` prints the table)
-and writes the metrics, the wall times and the settings to ``--out``
-(JSON; ``tools/plot_ris_rmse.py`` draws it). Usage::
+Trains the config once through the normal Runner (or loads
+``--checkpoint``), then evaluates fresh test scenes (seeded, disjoint from
+the validation split) in three regimes, every cell at every SNR of the
+config's ``eval_snrs``:
 
-    python benchmarks/bench_ris_rmse.py [--config CONFIG] [--iters 1500]
-        [--threads 1] [--out work_dirs/bench_ris/rmse.json]
+* ``snr``: the config's T, uncorrelated sources (low SNR is its -15 to
+  -5 dB rows; the high-SNR rows test the distance to the bound);
+* ``snapshots``: T in ``--snapshots`` (default 4, 8, 16), uncorrelated;
+* ``correlation``: correlation in ``--correlations`` (default 0.9, 1.0:
+  coherent), the config's T.
+
+Per cell: RMSE of every ``RISDoAMetric`` column with a 95% bootstrap
+interval over scenes, the paired interval of network - MUSIC, the fraction
+of gross errors (> 5 deg) and the RMSE of the rest. Then the checks: the
+network never worse than MUSIC (RMSE <= MUSIC's RMSE + the half-width of
+its interval, every cell), the reduction against MUSIC pooled over each
+regime, and network / sqrt(CRB) at 10-20 dB with T = 32. Writes
+everything to ``--out`` (JSON; ``tools/plot_ris_rmse.py`` draws it).
+Usage::
+
+    python benchmarks/bench_ris_rmse.py [--config CONFIG] [--iters N]
+        [--scenes 100] [--checkpoint CKPT] [--out JSON]
 """
 import argparse
 import json
@@ -15,31 +30,134 @@ import os
 import os.path as osp
 import sys
 import time
+from typing import Dict, List, Sequence
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 DEFAULT_CONFIG = 'configs/ris/ris_upa8x8_cpu.py'
+LOW_SNR = (-15.0, -5.0)  # dB range of the low-SNR regime
+BOUND_SNR = (10.0, 20.0)  # dB range of the distance-to-bound check
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--config', default=DEFAULT_CONFIG)
-    parser.add_argument('--iters', type=int, default=None,
-                        help='training iterations (default: the config)')
-    parser.add_argument('--test-samples', type=int, default=None,
-                        help='test scenes (default: the config)')
     parser.add_argument(
-        '--threads', type=int, default=1,
+        '--iters',
+        type=int,
+        default=None,
+        help='training iterations (default: the config)')
+    parser.add_argument(
+        '--checkpoint',
+        default=None,
+        help='evaluate this checkpoint instead of training')
+    parser.add_argument(
+        '--scenes',
+        type=int,
+        default=100,
+        help='test scenes per (regime, setting, SNR) cell')
+    parser.add_argument('--snapshots', type=int, nargs='+', default=[4, 8, 16])
+    parser.add_argument(
+        '--correlations', type=float, nargs='+', default=[0.9, 1.0])
+    parser.add_argument(
+        '--resamples', type=int, default=2000, help='bootstrap resamples')
+    parser.add_argument(
+        '--seed',
+        type=int,
+        default=7,
+        help='seed of the test scenes and the bootstrap')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=1,
         help='torch/BLAS threads; 1 by default: on a busy 2-core machine '
         'batched 64x64 complex eigh was ~300x and scene simulation ~30x '
         'slower with 2 threads than with 1')
     parser.add_argument('--work-dir', default='work_dirs/bench_ris')
     parser.add_argument(
-        '--cfg-options', nargs='+', default={},
+        '--cfg-options',
+        nargs='+',
+        default=[],
         help='config overrides KEY=VALUE, e.g. model.residual=True')
-    parser.add_argument('--out', default=None,
-                        help='JSON output (default: WORK_DIR/rmse.json)')
+    parser.add_argument(
+        '--out',
+        default=None,
+        help='JSON output (default: WORK_DIR/rmse.json)')
     return parser.parse_args(argv)
+
+
+def regime_cells(cfg, snapshots: Sequence[int],
+                 correlations: Sequence[float]) -> List[dict]:
+    """(regime, T, correlation) settings; every cell covers all SNRs."""
+    base_t = cfg.test_dataloader.dataset.num_snapshots
+    cells = [dict(regime='snr', num_snapshots=base_t, correlation=0.0)]
+    cells += [
+        dict(regime='snapshots', num_snapshots=t, correlation=0.0)
+        for t in snapshots
+    ]
+    cells += [
+        dict(regime='correlation', num_snapshots=base_t, correlation=r)
+        for r in correlations
+    ]
+    return cells
+
+
+def predict_records(model,
+                    metric,
+                    dataset_cfg: dict,
+                    batch_size: int = 64) -> List[dict]:
+    """Per-scene records (``RISDoAMetric.sample_result``) of the model on
+    the dataset built from ``dataset_cfg``."""
+    import torch
+    from mmengine.dataset import default_collate
+
+    from engine_plugins.registry import DATASETS
+    dataset = DATASETS.build(dataset_cfg)
+    records = []
+    for start in range(0, len(dataset), batch_size):
+        batch = default_collate([
+            dataset[i]
+            for i in range(start, min(len(dataset), start + batch_size))
+        ])
+        with torch.no_grad():
+            outputs = model(
+                batch['inputs'], batch['data_samples'], mode='predict')
+        records += [metric.sample_result(o) for o in outputs]
+    return records
+
+
+def summarize_cell(records: List[dict], metric, resamples: int, rng) -> Dict:
+    """The metric's summary plus bootstrap intervals of every column and
+    of network - MUSIC."""
+    from engine_plugins.evaluation.ris.bootstrap import (bootstrap_indices,
+                                                         difference_interval,
+                                                         rmse_interval)
+    out = dict(scenes=len(records), **metric.summarize(records))
+    index = bootstrap_indices(len(records), resamples, rng)
+    count = [r['count'] for r in records]
+    for column in metric.columns + ['sqrt_crb']:
+        _, lo, hi = rmse_interval([r[column] for r in records], count, index)
+        out[f'ci_{column}'] = [lo, hi]
+    _, lo, hi = difference_interval([r['network'] for r in records],
+                                    [r['music'] for r in records], count,
+                                    index)
+    out['ci_network_minus_music'] = [lo, hi]
+    return out
+
+
+def pooled_reduction(records: List[dict], baseline: str) -> Dict:
+    """RMSE of network and ``baseline`` pooled over ``records`` and the
+    relative reduction ``1 - network / baseline``."""
+    import numpy as np
+    count = sum(r['count'] for r in records)
+    net = float(np.sqrt(sum(r['network'] for r in records) / count))
+    base = float(np.sqrt(sum(r[baseline] for r in records) / count))
+    return dict(
+        network=net,
+        baseline=baseline,
+        baseline_rmse=base,
+        reduction=1.0 - net / base,
+        scenes=len(records))
 
 
 def main(argv=None) -> dict:
@@ -48,10 +166,12 @@ def main(argv=None) -> dict:
     # products were ~30x slower with 2 BLAS threads than with 1 here.
     for var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
         os.environ.setdefault(var, str(args.threads))
+    import numpy as np
     import torch
     torch.set_num_threads(args.threads)
     from mmengine.config import DictAction
 
+    from engine_plugins.registry import METRICS
     from engine_plugins.utils import build_runner, load_config
     options = {}
     for item in args.cfg_options:
@@ -61,33 +181,149 @@ def main(argv=None) -> dict:
     if args.iters is not None:
         cfg.train_cfg.update(max_iters=args.iters, val_interval=args.iters)
         cfg.default_hooks.checkpoint.interval = args.iters
-    if args.test_samples is not None:
-        cfg.test_dataloader.dataset.num_samples = args.test_samples
-    runner = build_runner(cfg)
+    train_s = 0.0
+    if args.checkpoint:
+        cfg.load_from = args.checkpoint
+        runner = build_runner(cfg)
+        runner.load_or_resume()
+    else:
+        runner = build_runner(cfg)
+        start = time.perf_counter()
+        runner.train()
+        train_s = time.perf_counter() - start
+    model = runner.model
+    model.eval()
+    metric = METRICS.build(cfg.test_evaluator)
+    snrs = list(cfg.test_dataloader.dataset.snr_db)
+    rng = np.random.default_rng(args.seed)
+
     start = time.perf_counter()
-    runner.train()
-    train_s = time.perf_counter() - start
-    start = time.perf_counter()
-    metrics = runner.test()
-    test_s = time.perf_counter() - start
+    cells, pooled = [], {}
+    for cell in regime_cells(cfg, args.snapshots, args.correlations):
+        dataset_cfg = dict(
+            cfg.test_dataloader.dataset,
+            num_snapshots=cell['num_snapshots'],
+            correlation=cell['correlation'],
+            num_samples=args.scenes * len(snrs),
+            seed=args.seed,
+            cache_dir=None)
+        records = predict_records(model, metric, dataset_cfg)
+        for snr in snrs:
+            group = [r for r in records if r['snr'] == snr]
+            summary = summarize_cell(group, metric, args.resamples, rng)
+            cells.append(dict(cell, snr=snr, **summary))
+        pooled.setdefault(cell['regime'], []).extend(
+            r for r in records
+            if cell['regime'] != 'snr' or LOW_SNR[0] <= r['snr'] <= LOW_SNR[1])
+        print(f'{cell}: {len(records)} scenes evaluated', flush=True)
+    eval_s = time.perf_counter() - start
+
+    regimes = {
+        'low_snr': pooled_reduction(pooled['snr'], 'music'),
+        'snapshots': pooled_reduction(pooled['snapshots'], 'music'),
+        'correlation': pooled_reduction(pooled['correlation'], 'music'),
+    }
+    if 'music_fbss' in metric.columns:
+        regimes['correlation_vs_fbss'] = pooled_reduction(
+            pooled['correlation'], 'music_fbss')
+    never_worse = [
+        dict(
+            regime=c['regime'],
+            num_snapshots=c['num_snapshots'],
+            correlation=c['correlation'],
+            snr=c['snr'],
+            network=c['rmse_network'],
+            music=c['rmse_music'],
+            allowed=2 * c['rmse_music'] - c['ci_music'][0],
+            ok=c['rmse_network']
+            <= c['rmse_music'] + (c['rmse_music'] - c['ci_music'][0]))
+        for c in cells
+    ]
+    bound = [
+        dict(
+            snr=c['snr'],
+            network=c['rmse_network'],
+            sqrt_crb=c['rmse_sqrt_crb'],
+            ratio=c['rmse_network'] / c['rmse_sqrt_crb'],
+            fine_ratio=c['rmse_fine_network'] / c['rmse_sqrt_crb'],
+            gross=c['gross_network']) for c in cells
+        if c['regime'] == 'snr' and BOUND_SNR[0] <= c['snr'] <= BOUND_SNR[1]
+    ]
+    from benchmarks.machine import describe
     result = dict(
         config=args.config,
         cfg_options=args.cfg_options,
-        iters=cfg.train_cfg.max_iters,
+        checkpoint=args.checkpoint,
+        iters=None if args.checkpoint else cfg.train_cfg.max_iters,
+        scenes_per_cell=args.scenes,
+        seed=args.seed,
         threads=args.threads,
+        machine=describe(),
         train_seconds=round(train_s, 1),
-        test_seconds=round(test_s, 1),
-        test_samples=cfg.test_dataloader.dataset.num_samples,
-        metrics={k: float(v) for k, v in metrics.items()})
+        eval_seconds=round(eval_s, 1),
+        columns=metric.columns + ['sqrt_crb'],
+        cells=cells,
+        regimes=regimes,
+        never_worse=never_worse,
+        bound=bound)
     out = args.out or osp.join(args.work_dir, 'rmse.json')
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     with open(out, 'w') as f:
         json.dump(result, f, indent=1)
-    from benchmarks.machine import describe
-    print(describe())
-    print(f'train {train_s:.1f} s ({result["iters"]} iterations), test '
-          f'{test_s:.1f} s; metrics in {out}')
+    print(report(result))
+    print(f'metrics in {out}')
     return result
+
+
+def report(result: dict) -> str:
+    """The tables the README quotes."""
+    cols = [c for c in result['columns']]
+    lines = [
+        result['machine'], f"train {result['train_seconds']} s, evaluation "
+        f"{result['eval_seconds']} s, {result['scenes_per_cell']} "
+        'scenes per cell', '', '| regime | T | corr | SNR dB | ' +
+        ' | '.join(cols) + ' | gross net / MUSIC | never worse |',
+        '| --- ' * (len(cols) + 6) + '|'
+    ]
+    verdicts = {
+        (v['regime'], v['num_snapshots'], v['correlation'], v['snr']): v['ok']
+        for v in result['never_worse']
+    }
+    for c in result['cells']:
+        key = (c['regime'], c['num_snapshots'], c['correlation'], c['snr'])
+        values = []
+        for col in cols:
+            text = f"{c[f'rmse_{col}']:.3f}"
+            if col in ('network', 'music'):
+                lo, hi = c[f'ci_{col}']
+                text += f' [{lo:.3f}, {hi:.3f}]'
+            values.append(text)
+        lines.append(f"| {c['regime']} | {c['num_snapshots']} | "
+                     f"{c['correlation']:g} | {c['snr']:g} | " +
+                     ' | '.join(values) +
+                     f" | {100 * c['gross_network']:.1f}% / "
+                     f"{100 * c['gross_music']:.1f}% | "
+                     f"{'yes' if verdicts[key] else 'NO'} |")
+    lines += [
+        '', '| regime | network | baseline | reduction |',
+        '| --- | --- | --- | --- |'
+    ]
+    for name, r in result['regimes'].items():
+        lines.append(
+            f"| {name} | {r['network']:.3f} | {r['baseline']} "
+            f"{r['baseline_rmse']:.3f} | {100 * r['reduction']:.1f}% |")
+    lines += [
+        '', '| SNR dB (T=32) | network / sqrt(CRB) | without gross '
+        'errors | gross |', '| --- | --- | --- | --- |'
+    ]
+    for b in result['bound']:
+        lines.append(f"| {b['snr']:g} | {b['ratio']:.2f} | "
+                     f"{b['fine_ratio']:.2f} | {100 * b['gross']:.1f}% |")
+    failed = sum(not v['ok'] for v in result['never_worse'])
+    lines.append(
+        f'\nnever worse than MUSIC: {len(result["never_worse"]) - failed}'
+        f'/{len(result["never_worse"])} cells')
+    return '\n'.join(lines)
 
 
 if __name__ == '__main__':

@@ -56,7 +56,13 @@ val_evaluator = dict(
     num_snapshots=num_snapshots,
     az_range=az_range,
     el_range=el_range,
-    grid_step=1.0)  # MUSIC grid (degrees), refined locally
+    grid_step=1.0,  # MUSIC grid (degrees), refined locally
+    # The network's estimate replaces MUSIC's only where the data reject
+    # MUSIC's at this false-switch rate (evaluation/ris/fit_selection.py).
+    select_by_fit=True,
+    fit_alpha=0.05,
+    smoothing=True,  # also report forward-backward smoothed MUSIC
+    gross_threshold=5.0)  # degrees; larger errors count as gross
 test_evaluator = val_evaluator
 
 model = dict(

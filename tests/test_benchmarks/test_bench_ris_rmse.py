@@ -1,0 +1,68 @@
+"""The RIS regime benchmark, run as a user runs it, on a tiny 4x4 array
+for a few iterations; then its JSON drawn by tools/plot_ris_rmse.py."""
+import json
+import os
+import subprocess
+import sys
+
+import matplotlib.image as mpimg
+
+from tests.tool_loading import load_tool
+
+REPO = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TINY = [
+    'geometry.rows=4', 'geometry.cols=4', 'model.geometry.rows=4',
+    'model.geometry.cols=4', 'model.hidden=[32]',
+    'train_dataloader.dataset.geometry.rows=4',
+    'train_dataloader.dataset.geometry.cols=4',
+    'train_dataloader.batch_size=8', 'test_dataloader.dataset.geometry.rows=4',
+    'test_dataloader.dataset.geometry.cols=4',
+    'val_dataloader.dataset.geometry.rows=4',
+    'val_dataloader.dataset.geometry.cols=4',
+    'val_dataloader.dataset.num_samples=14', 'test_evaluator.geometry.rows=4',
+    'test_evaluator.geometry.cols=4', 'val_evaluator.geometry.rows=4',
+    'val_evaluator.geometry.cols=4', 'test_evaluator.grid_step=4.0',
+    'val_evaluator.grid_step=4.0'
+]
+
+
+def test_trains_evaluates_every_regime_and_plots(tmp_path):
+    out = tmp_path / 'rmse.json'
+    proc = subprocess.run([
+        sys.executable, 'benchmarks/bench_ris_rmse.py', '--iters', '4',
+        '--scenes', '3', '--resamples', '50', '--snapshots', '4',
+        '--correlations', '1.0', '--work-dir',
+        str(tmp_path / 'work'), '--out',
+        str(out), '--cfg-options', *TINY
+    ],
+                          cwd=REPO,
+                          env=dict(os.environ, OMP_NUM_THREADS='1'),
+                          capture_output=True,
+                          text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    # 7 SNRs x (base, T=4, correlation 1) cells of 3 scenes each.
+    assert len(result['cells']) == 21
+    assert {(c['regime'], c['num_snapshots'], c['correlation'])
+            for c in result['cells']} == {('snr', 32, 0.0),
+                                          ('snapshots', 4, 0.0),
+                                          ('correlation', 32, 1.0)}
+    for cell in result['cells']:
+        assert cell['scenes'] == 3
+        for column in ('network', 'music'):
+            lo, hi = cell[f'ci_{column}']
+            assert lo <= cell[f'rmse_{column}'] <= hi
+    assert set(result['regimes']) == {
+        'low_snr', 'snapshots', 'correlation', 'correlation_vs_fbss'
+    }
+    assert len(result['never_worse']) == 21
+    assert [b['snr'] for b in result['bound']] == [10.0, 20.0]
+    assert 'never worse than MUSIC:' in proc.stdout
+    assert result['iters'] == 4 and result['train_seconds'] > 0
+
+    plot_tool = load_tool('plot_ris_rmse')
+    png = tmp_path / 'rmse.png'
+    plot_tool.main([str(out), '--out', str(png), '--snr', '10'])
+    assert mpimg.imread(str(png)).shape[:2] == (450, 1600)  # 16x4.5 in
