@@ -44,8 +44,8 @@ from .preflight import (check_batch_contract, check_detection_targets,
 from .rerun import StepRerun, input_scale
 from .run_watch import RunWatch
 from .step_guard import StepGuard
-from .target_contracts import (DatasetContract, TargetCount,
-                               dataset_contracts, target_contract)
+from .target_contracts import (DatasetContract, TargetCount, dataset_contracts,
+                               target_contract)
 from .term_history import TermHistory
 from .update_size import relative_updates, snapshot, update_finding
 

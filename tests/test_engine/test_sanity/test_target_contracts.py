@@ -42,8 +42,7 @@ def test_a_new_dataset_contract_drives_the_batch_accounting(monkeypatch):
     import torch
 
     from engine_plugins.engine.sanity.errors import BatchContractError
-    from tests.test_engine.test_sanity.test_monitor_checks import (Engine,
-                                                                   Net,
+    from tests.test_engine.test_sanity.test_monitor_checks import (Engine, Net,
                                                                    _head_sum)
     target_contracts.dataset_contracts()  # the built-ins, registered first
     monkeypatch.setattr(target_contracts, '_CONTRACTS',
