@@ -1,14 +1,16 @@
-"""The broken zoo: one small model per failure in ../shared/seeds, each with
-a ``broken`` switch. The broken variant reproduces the seed's bug; the
-fixed twin is the same model with the bug removed, and must train.
+"""The broken zoo: one small model per failure class the engine exists to
+catch (silent failures of real training runs), each with a ``broken``
+switch. The broken variant reproduces the bug; the fixed twin is the same
+model with the bug removed, and must train. The case numbers (000-004)
+name the tests in ``test_broken_zoo.py``.
 
 =======================  ====  =========================================
-case                     seed  bug
+case                     case  bug
 =======================  ====  =========================================
 ZooUndecodedHead         000   raw head maps never decoded: empty preds
 ZooDFLHead               001   DFL targets in absolute pixel coordinates
 ZooAudioLM               002   a signature filter drops label_ids
-DualFFNAudioLM           002   the real audio LM behind seed 002's
+DualFFNAudioLM           002   the real audio LM behind case 002's
  (zoo_audio_lm_filter_           trainer filter (label_ids, audio_out_ids,
  collate)                        label_audio_ids dropped)
 ZooQueryDetector         003   pixel boxes fed to a normalized criterion;
@@ -105,7 +107,7 @@ class _ConvHead(BaseModel):
 
 @MODELS.register_module()
 class ZooUndecodedHead(_ConvHead):
-    """Seed 000. The broken variant expects decoded ``pred_bboxes`` that the
+    """Case 000. The broken variant expects decoded ``pred_bboxes`` that the
     head never produces, gets empty tensors and returns all-zero losses."""
 
     def __init__(self, broken: bool = True) -> None:
@@ -138,7 +140,7 @@ class ZooUndecodedHead(_ConvHead):
 
 @MODELS.register_module()
 class ZooDFLHead(_ConvHead):
-    """Seed 001. A DFL box branch (4 sides x ``reg_max`` bins) whose
+    """Case 001. A DFL box branch (4 sides x ``reg_max`` bins) whose
     distance loss is clamped at 10 for "stability". The broken variant
     feeds absolute pixel coordinates as targets: the loss sits at the
     clamp, where it has no gradient."""
@@ -191,7 +193,7 @@ class ZooTokenDataset(Dataset):
 
 @FUNCTIONS.register_module()
 def zoo_signature_filter_collate(batch: List[dict]) -> dict:
-    """Seed 002's trainer: keep only the keys named in the model's forward
+    """Case 002's trainer: keep only the keys named in the model's forward
     signature (``input_ids, attention_mask, **kwargs``)."""
     batch = default_collate(batch)
     return {k: v for k, v in batch.items() if k in ('input_ids',
@@ -200,7 +202,7 @@ def zoo_signature_filter_collate(batch: List[dict]) -> dict:
 
 @FUNCTIONS.register_module()
 def zoo_audio_lm_filter_collate(batch: List[dict]) -> dict:
-    """Seed 002's trainer around the real audio collate: it removes the
+    """Case 002's trainer around the real audio collate: it removes the
     keys it took for PEFT's ``labels`` before calling the model."""
     from engine_plugins.datasets.audio import audio_lm_collate
     return {
@@ -212,7 +214,7 @@ def zoo_audio_lm_filter_collate(batch: List[dict]) -> dict:
 
 @MODELS.register_module()
 class ZooAudioLM(BaseModel):
-    """Seed 002. Text and audio heads over a token embedding."""
+    """Case 002. Text and audio heads over a token embedding."""
 
     required_inputs = ('input_ids', 'attention_mask', 'label_ids',
                        'label_audio_ids')
@@ -238,7 +240,7 @@ class ZooAudioLM(BaseModel):
 @MODELS.register_module()
 class ZooDetPreprocessor(BaseDataPreprocessor):
     """Stacks images; converts gt boxes to normalized cxcywh once, unless
-    ``convert=False`` (seed 003's bug: the conversion was forgotten)."""
+    ``convert=False`` (case 003's bug: the conversion was forgotten)."""
 
     def __init__(self, convert: bool = True) -> None:
         super().__init__()
@@ -260,7 +262,7 @@ class ZooDetPreprocessor(BaseDataPreprocessor):
 
 @MODELS.register_module()
 class ZooQueryDetector(BaseModel):
-    """Seed 003. One query per image predicting a normalized cxcywh box and
+    """Case 003. One query per image predicting a normalized cxcywh box and
     class logits; the criterion works on normalized boxes."""
 
     box_format = 'cxcywh_normalized'
@@ -298,7 +300,7 @@ class ZooSignalDataset(Dataset):
 
 @MODELS.register_module()
 class ZooCovarianceNet(BaseModel):
-    """Seed 004. Learns two orthogonal snapshot streams ``X`` (2 x 64) whose
+    """Case 004. Learns two orthogonal snapshot streams ``X`` (2 x 64) whose
     powers differ by 0.2%; the loss aligns the principal eigenvector of
     ``R = X X^T / T`` with a target direction. Under bf16 autocast the
     covariance matmul rounds both powers to 1.0: ``eigh`` sees a repeated

@@ -14,7 +14,8 @@ IGNORE = -100
 
 @FUNCTIONS.register_module()
 def mut_audio_peft_filter_collate(batch):
-    """Seed 002's trainer: drops the keys it takes for PEFT's ``labels``."""
+    """A trainer's collate that drops the keys it takes for PEFT's
+    ``labels``."""
     return {
         k: v
         for k, v in audio_lm_collate(batch).items()

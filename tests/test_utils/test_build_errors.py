@@ -20,7 +20,8 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 @MODELS.register_module(force=True)
 class _ToyDetector(nn.Module):
-    """Seed 003 #7: the config passes 'backbone_name' for 'backbone_type'."""
+    """A misspelt keyword: the config passes 'backbone_name' for
+    'backbone_type'."""
 
     def __init__(self,
                  backbone_type: str = 'r50',

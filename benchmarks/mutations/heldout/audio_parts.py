@@ -69,7 +69,8 @@ class HeldShareGPTChatDataset(AudioChatDataset):
 @MODELS.register_module()
 class HeldSignatureFilterPreprocessor(BaseDataPreprocessor):
     """Moves the batch to the device and keeps only the keys the network
-    accepts, "so that no unexpected kwarg reaches it" (seed 002's pattern).
+    accepts, "so that no unexpected kwarg reaches it" (a common trainer
+    pattern).
 
     Bug: the filter uses the signature of the inner network
     (``DualFFNAudioLMCore.forward``), which does not take

@@ -125,7 +125,7 @@ class HeldPixelDFLLoss(YOLOv8DetLoss):
     DistancePointBBoxCoder": from pixel anchor points and pixel boxes.
 
     Bug: the DFL bins are in stride units; pixel distances (up to ~100 px)
-    are clamped at ``reg_max - 1`` almost always (seed 001)."""
+    are clamped at ``reg_max - 1`` almost always."""
 
     @fp32_region
     def forward(self, cls_logits, pred_dist, anchor_points, strides,

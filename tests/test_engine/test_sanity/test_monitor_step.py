@@ -20,7 +20,7 @@ def _linear(model, inputs):
 
 
 def _nan_grad(model, inputs):
-    """Seed 004's hazard: eigh of a matrix with a repeated eigenvalue. The
+    """The bf16 eigh hazard: eigh of a matrix with a repeated eigenvalue. The
     loss is finite (|eigenvectors of I| sum to 2, eigenvalues to 2), the
     backward divides by the zero eigen-gap and returns NaN."""
     degenerate = torch.eye(2) + torch.diag(model.head.weight[0, :2] * 0)

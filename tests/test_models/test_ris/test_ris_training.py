@@ -1,7 +1,7 @@
 """Training the covariance net: overfitting a fixed set, AMP with the FP32
-regions on, and seed 004 reproduced with them off (through the broken
-zoo's runner helper, so the sanity engine's diagnosis is the one users
-see)."""
+regions on, and the bf16 eigendecomposition failure (broken-zoo case 004)
+reproduced with them off (through the broken zoo's runner helper, so the
+sanity engine's diagnosis is the one users see)."""
 import pytest
 import torch
 from mmengine.dataset import default_collate
@@ -24,9 +24,9 @@ TRAIN = dict(
 
 @MODELS.register_module()
 class RISDegenerateNet(RISCovarianceNet):
-    """Seed 004 on the real model: the factor starts as two orthogonal
-    columns with powers 1 and 1.002^2. bf16 rounds both to 1.0, so the
-    top eigenvalue (K=1) of ``L L^H`` is exactly repeated."""
+    """The bf16 eigh failure on the real model: the factor starts as two
+    orthogonal columns with powers 1 and 1.002^2. bf16 rounds both to 1.0,
+    so the top eigenvalue (K=1) of ``L L^H`` is exactly repeated."""
 
     def __init__(self, **kwargs) -> None:
         # Fixed structure; other arguments (region, stabilization) pass.

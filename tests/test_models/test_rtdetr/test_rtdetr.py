@@ -157,7 +157,7 @@ def test_conflicting_class_counts_are_named():
 
 
 def test_a_misspelt_argument_names_the_accepted_ones():
-    # Seed 003, bugs 2 and 7: kwargs the model does not take.
+    # Keyword arguments the model does not take.
     cfg = tiny_rtdetr_cfg()
     cfg['decoder']['num_denoising'] = 100
     with pytest.raises(Exception, match="did you mean 'denoising'"):
