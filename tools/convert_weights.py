@@ -13,8 +13,12 @@ Example:
         work_dirs/yolov8n_psalm.pth --trust-pickle
     python tools/train.py configs/psalm_yolo/psalm_yolo_n_p3-p5_coco.py \\
         --cfg-options load_from=work_dirs/yolov8n_psalm.pth --non-strict
+    python tools/convert_weights.py hf-rtdetr rtdetr_r18vd/ \\
+        work_dirs/rtdetr_r18vd.pth
+    # then the printed --cfg-options with load_from=...
 """
 import argparse
+import dataclasses
 import glob
 import os
 import os.path as osp
@@ -32,12 +36,16 @@ from mmengine.registry import init_default_scope  # noqa: E402
 import engine_plugins.models  # noqa: E402,F401  (registers the models)
 from engine_plugins.engine.checkpoints.state_checksums import \
     add_checksums  # noqa: E402
+from engine_plugins.models.rtdetr import hf_weights  # noqa: E402
 from engine_plugins.models.yolo.ultralytics_weights import (  # noqa: E402
     WeightConversionError, config_overrides, convert_ultralytics_state_dict,
     format_cfg_options, infer_yolov8_size, read_ultralytics_weights)
 from engine_plugins.registry import MODELS  # noqa: E402
 
 PSALM_YOLO_CONFIGS = osp.join(_REPO, 'configs', 'psalm_yolo')
+RTDETR_CONFIGS = osp.join(_REPO, 'configs', 'rtdetr')
+# The model-only RT-DETR config the hf-rtdetr default target starts from.
+RTDETR_BASE_MODEL = osp.join(RTDETR_CONFIGS, 'rtdetr_r50_model.py')
 # What YOLOv8 is trained on: RGB scaled to [0, 1].
 ULTRALYTICS_INPUT = dict(mean=[0.0] * 3, std=[255.0] * 3)
 
@@ -74,6 +82,37 @@ def add_ultralytics_parser(subparsers) -> None:
     parser.set_defaults(func=run_ultralytics)
 
 
+def add_hf_rtdetr_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        'hf-rtdetr',
+        help='transformers RTDetrForObjectDetection -> our RTDETR',
+        description='Convert a transformers RT-DETR (RTDetrForObjectDetection'
+        ': rtdetr_r18vd / r34vd / r50vd / r101vd or any save_pretrained '
+        'folder of it) into our RTDETR: backbone (ResNetVd), hybrid '
+        'encoder, query selection, decoder and heads. Prints the config '
+        'overrides the weights need.')
+    parser.add_argument(
+        'src',
+        help='a save_pretrained folder: config.json and model.safetensors '
+        '(or pytorch_model.bin, or shards with their index)')
+    parser.add_argument('out', help='the checkpoint to write (.pth)')
+    parser.add_argument(
+        '--config',
+        help='build the target model from this config (default: '
+        'configs/rtdetr/rtdetr_r50_model.py with the weights\' overrides)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override keys of --config, e.g. model.backbone.depth=18')
+    parser.add_argument(
+        '--num-classes',
+        type=int,
+        help='fine-tune on this many classes: the class layers of the '
+        'weights are dropped and ours left at their initial values')
+    parser.set_defaults(func=run_hf_rtdetr)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Convert weights of another framework into an '
@@ -81,6 +120,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     subparsers = parser.add_subparsers(
         dest='source', required=True, metavar='SOURCE')
     add_ultralytics_parser(subparsers)
+    add_hf_rtdetr_parser(subparsers)
     return parser.parse_args(argv)
 
 
@@ -170,6 +210,113 @@ def run_ultralytics(args: argparse.Namespace) -> int:
     print(f'wrote {args.out}; fine-tune with: python tools/train.py CONFIG '
           f'--cfg-options load_from={args.out} --non-strict (the '
           f'{len(result.new)} new tensors keep their initial values)')
+    return 0
+
+
+def rtdetr_matching_configs(arch, folder: str = RTDETR_CONFIGS):
+    """``(config path, overrides it needs)`` for each RT-DETR config in
+    ``folder`` that trains (has a train_dataloader), those that need
+    fewest first."""
+    rows = []
+    for path in sorted(glob.glob(osp.join(folder, '*.py'))):
+        try:
+            cfg = Config.fromfile(path)
+            model = cfg.get('model', None)
+            if model is None or model.get('type') != 'RTDETR' or \
+                    'train_dataloader' not in cfg:
+                continue
+            needed = hf_weights.config_overrides(arch, model)
+            if model.get('backbone', {}).get('init_cfg') is not None:
+                needed['model.backbone.init_cfg'] = None
+            rows.append((path, needed))
+        except Exception:  # a config that does not load
+            continue
+    return sorted(rows, key=lambda row: len(row[1]))
+
+
+def _print_rtdetr_config_matches(arch) -> list:
+    """Print and return :func:`rtdetr_matching_configs`."""
+    rows = rtdetr_matching_configs(arch)
+    fits = [path for path, needed in rows if not needed]
+    for path in fits:
+        print(f'  fits {osp.relpath(path)}')
+    if not fits:
+        print('  no config fits as it is; with overrides:')
+        for path, needed in rows[:3]:
+            print(f'    {osp.relpath(path)} --cfg-options '
+                  f'{hf_weights.format_cfg_options(needed)}')
+    print('  any RT-DETR config with: --cfg-options '
+          f'{hf_weights.format_cfg_options(arch.cfg_options())}')
+    return rows
+
+
+def _rtdetr_target_cfg(args, arch) -> dict:
+    """The model config to convert into: --config (with --cfg-options),
+    checked against the weights, or the base model config with the
+    weights' overrides."""
+    if args.config is None:
+        cfg = hf_weights.default_model_cfg(arch, RTDETR_BASE_MODEL)
+        source = 'the default model'
+    else:
+        cfg = Config.fromfile(args.config)
+        source = args.config
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    needed = hf_weights.config_overrides(arch, cfg.model)
+    if needed:
+        raise WeightConversionError(
+            f'{source} does not build the model of the weights '
+            f'({arch.describe()}); add --cfg-options '
+            f'{hf_weights.format_cfg_options(needed)}')
+    return cfg.model
+
+
+def _write_checkpoint(checkpoint: dict, out: str) -> None:
+    """Save with checksums, written next to ``out`` and renamed: an
+    interrupted run leaves no truncated checkpoint under the final name."""
+    add_checksums(checkpoint)
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    partial = f'{out}.partial'
+    torch.save(checkpoint, partial)
+    os.replace(partial, out)
+
+
+def run_hf_rtdetr(args: argparse.Namespace) -> int:
+    state, config, info = hf_weights.read_hf_rtdetr(args.src)
+    arch = hf_weights.arch_from_hf_config(config)
+    print(f'{args.src}: {arch.describe()}')
+    classes = info['classes']
+    print(f'  classes: {", ".join(classes[:5])}' +
+          (f', ... ({len(classes)})' if len(classes) > 5 else ''))
+    for note in arch.notes:
+        print(f'note: {note}')
+    new_classes = args.num_classes is not None
+    target_arch = dataclasses.replace(
+        arch, num_classes=args.num_classes) if new_classes else arch
+    rows = _print_rtdetr_config_matches(target_arch)
+    init_default_scope('engine_plugins')
+    model = MODELS.build(_rtdetr_target_cfg(args, target_arch))
+    result = hf_weights.convert_hf_rtdetr_state_dict(
+        state, arch, model.state_dict(), new_class_heads=new_classes)
+    result.source_info.update(info)
+    print(result.summary())
+    meta = result.meta(source=osp.basename(osp.normpath(args.src)))
+    meta['cfg_options'] = target_arch.cfg_options()
+    _write_checkpoint(dict(state_dict=result.state_dict, meta=meta), args.out)
+    if args.config is not None:
+        suggested, needed = args.config, dict(args.cfg_options or {})
+    elif rows:
+        suggested, needed = osp.relpath(rows[0][0]), rows[0][1]
+    else:
+        suggested, needed = 'CONFIG', target_arch.cfg_options()
+    strict = ' --non-strict' if new_classes else ''
+    options = hf_weights.format_cfg_options(needed)
+    print(f'wrote {args.out}' +
+          (f'; its {len(result.new)} new tensors keep their initial values'
+           if new_classes else ''))
+    print('train or test with it (tools/test.py takes the same): python '
+          f'tools/train.py {suggested}{strict} --cfg-options '
+          f'load_from={args.out} {options}'.rstrip())
     return 0
 
 

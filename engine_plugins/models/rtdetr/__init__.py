@@ -2,6 +2,7 @@
 Hungarian-matched criterion, detector."""
 from .denoising import DenoisingGroups, DenoisingQueryGenerator
 from .hybrid_encoder import HybridEncoder
+from .resnet_vd import ResNetVd
 from .rtdetr import RTDETR
 from .rtdetr_criterion import RTDETRCriterion
 from .rtdetr_data_preprocessor import RTDETRDataPreprocessor
@@ -11,5 +12,5 @@ from .rtdetr_varifocal_loss import RTDETRVarifocalLoss
 __all__ = [
     'DecoderOutputs', 'DenoisingGroups', 'DenoisingQueryGenerator',
     'HybridEncoder', 'RTDETR', 'RTDETRCriterion', 'RTDETRDataPreprocessor',
-    'RTDETRDecoder', 'RTDETRVarifocalLoss'
+    'RTDETRDecoder', 'RTDETRVarifocalLoss', 'ResNetVd'
 ]

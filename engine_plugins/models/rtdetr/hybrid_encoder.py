@@ -35,6 +35,9 @@ class HybridEncoder(BaseModule):
         num_csp_blocks: RepVGG blocks per ``CSPRepLayer``.
         expansion: ``CSPRepLayer`` hidden-channel ratio (R18/R34: 0.5).
         pe_temperature: Frequency base of the position embedding.
+        pe_order: Layout of the position embedding: ``'wh'`` (column
+            sines first) or ``'hw'`` (row sines first, as transformers'
+            RT-DETR; see :func:`sincos_pos_embed_2d`).
         norm_cfg: Norm of the convs.
         act_cfg: Activation of the fusion convs.
         init_cfg: mmengine init config.
@@ -56,6 +59,7 @@ class HybridEncoder(BaseModule):
                  num_csp_blocks: int = 3,
                  expansion: float = 1.0,
                  pe_temperature: float = 10000.,
+                 pe_order: str = 'wh',
                  norm_cfg: dict = dict(type='BN'),
                  act_cfg: dict = dict(type='SiLU'),
                  init_cfg: Optional[dict] = None) -> None:
@@ -70,6 +74,10 @@ class HybridEncoder(BaseModule):
         self.num_levels = len(in_channels)
         self.out_channels = hidden_dim
         self.pe_temperature = pe_temperature
+        if pe_order not in ('wh', 'hw'):
+            raise ValueError("HybridEncoder pe_order must be 'wh' or 'hw', "
+                             f'got {pe_order!r}')
+        self.pe_order = pe_order
         conv_cfg = dict(norm_cfg=norm_cfg, act_cfg=act_cfg)
         csp_cfg = dict(
             num_blocks=num_csp_blocks, expansion=expansion, **conv_cfg)
@@ -133,7 +141,7 @@ class HybridEncoder(BaseModule):
         top = proj[-1]
         b, c, h, w = top.shape
         pos = sincos_pos_embed_2d(h, w, c, self.pe_temperature, top.device,
-                                  top.dtype)
+                                  top.dtype, self.pe_order)
         tokens = self.aifi(top.flatten(2).transpose(1, 2), pos)
         proj[-1] = tokens.transpose(1, 2).reshape(b, c, h, w)
 

@@ -25,9 +25,13 @@ class SelectedQueries(NamedTuple):
     enc_boxes: torch.Tensor
 
 
-def grid_anchors(shapes: List[Tuple[int, int]], device: torch.device,
-                 base_size: float = 0.05,
-                 eps: float = 0.01) -> Tuple[torch.Tensor, torch.Tensor]:
+def grid_anchors(
+        shapes: List[Tuple[int, int]],
+        device: torch.device,
+        base_size: float = 0.05,
+        eps: float = 0.01,
+        dtype: torch.dtype = torch.float32
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """One anchor box per memory position: the cell centre, size
     ``base_size * 2**level``, as inverse-sigmoid normalized cxcywh.
 
@@ -35,14 +39,17 @@ def grid_anchors(shapes: List[Tuple[int, int]], device: torch.device,
     boxes but is a detector method tied to padding masks; RT-DETR has no
     masks (boxes are normalized to the padded batch).
 
+    Computed in float32, or in float64 when ``dtype`` is float64.
+
     Returns:
         ``(S, 4)`` anchors (``inf`` where any coordinate is outside
         ``(eps, 1 - eps)``) and the ``(S, 1)`` bool valid mask.
     """
+    compute = torch.float64 if dtype == torch.float64 else torch.float32
     anchors = []
     for level, (h, w) in enumerate(shapes):
-        ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h
-        xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) / w
+        ys = (torch.arange(h, device=device, dtype=compute) + 0.5) / h
+        xs = (torch.arange(w, device=device, dtype=compute) + 0.5) / w
         y, x = torch.meshgrid(ys, xs, indexing='ij')
         wh = torch.full_like(x, base_size * 2.0**level)
         anchors.append(torch.stack([x, y, wh, wh], -1).reshape(-1, 4))
@@ -80,7 +87,8 @@ class QuerySelection(nn.Module):
                 f'QuerySelection: the encoder memory has {memory.shape[1]} '
                 f'positions for {self.num_queries} queries; use larger '
                 'inputs or fewer num_queries')
-        anchors, valid = grid_anchors(shapes, memory.device)
+        anchors, valid = grid_anchors(
+            shapes, memory.device, dtype=memory.dtype)
         memory = self.memory_proj(memory * valid.to(memory.dtype))
         logits = self.score_head(memory)
         boxes_unact = self.bbox_head(memory) + anchors.to(memory.dtype)

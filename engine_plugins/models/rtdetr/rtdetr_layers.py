@@ -25,14 +25,18 @@ def sincos_pos_embed_2d(height: int,
                         embed_dim: int,
                         temperature: float = 10000.,
                         device: Optional[torch.device] = None,
-                        dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                        dtype: torch.dtype = torch.float32,
+                        order: str = 'wh') -> torch.Tensor:
     """2-D sine-cosine position embedding of a ``height x width`` grid.
 
     With ``d = embed_dim // 4`` and ``omega_i = temperature ** (-i / d)``,
     the cell at row ``h``, column ``w`` gets
-    ``[sin(w * omega), cos(w * omega), sin(h * omega), cos(h * omega)]``.
-    Rows are in row-major order, matching ``x.flatten(2)`` of a
-    ``(B, C, H, W)`` map.
+    ``[sin(w * omega), cos(w * omega), sin(h * omega), cos(h * omega)]``
+    (``order='wh'``) or
+    ``[sin(h * omega), cos(h * omega), sin(w * omega), cos(w * omega)]``
+    (``order='hw'``: transformers' ``RTDetrModel``, and on square maps the
+    original RT-DETR, whose meshgrid swaps the two). Rows are in row-major
+    order, matching ``x.flatten(2)`` of a ``(B, C, H, W)`` map.
 
     Args:
         height: Grid rows.
@@ -40,7 +44,10 @@ def sincos_pos_embed_2d(height: int,
         embed_dim: Embedding size; must be divisible by 4.
         temperature: Frequency base.
         device: Device of the result.
-        dtype: Dtype of the result (computed in float32, then cast).
+        dtype: Dtype of the result (computed in float32, or float64 for
+            a float64 result, then cast).
+        order: Which coordinate fills the first half: ``'wh'`` (column)
+            or ``'hw'`` (row).
 
     Returns:
         Tensor of shape ``(height * width, embed_dim)``.
@@ -48,16 +55,21 @@ def sincos_pos_embed_2d(height: int,
     if embed_dim % 4 != 0:
         raise ValueError('sincos_pos_embed_2d needs embed_dim divisible by '
                          f'4, got {embed_dim}')
+    if order not in ('wh', 'hw'):
+        raise ValueError(f"sincos_pos_embed_2d order must be 'wh' or 'hw', "
+                         f'got {order!r}')
     pos_dim = embed_dim // 4
-    omega = torch.arange(pos_dim, device=device, dtype=torch.float32)
+    compute = torch.float64 if dtype == torch.float64 else torch.float32
+    omega = torch.arange(pos_dim, device=device, dtype=compute)
     omega = 1. / temperature**(omega / pos_dim)
-    rows = torch.arange(height, device=device, dtype=torch.float32)
-    cols = torch.arange(width, device=device, dtype=torch.float32)
+    rows = torch.arange(height, device=device, dtype=compute)
+    cols = torch.arange(width, device=device, dtype=compute)
     grid_h, grid_w = torch.meshgrid(rows, cols, indexing='ij')
     out_w = grid_w.reshape(-1, 1) * omega
     out_h = grid_h.reshape(-1, 1) * omega
-    embed = torch.cat([out_w.sin(), out_w.cos(), out_h.sin(), out_h.cos()], 1)
-    return embed.to(dtype)
+    first, second = (out_w, out_h) if order == 'wh' else (out_h, out_w)
+    embed = [first.sin(), first.cos(), second.sin(), second.cos()]
+    return torch.cat(embed, 1).to(dtype)
 
 
 class RepVGGBlock(nn.Module):
