@@ -6,6 +6,7 @@ state, keeps the probe silent, and under DDP runs without gradient sync.
 """
 import contextlib
 import logging
+import math
 import re
 from typing import Any, Callable, Iterator, List, Mapping, Optional
 
@@ -101,10 +102,21 @@ class StepRerun:
             return self.model(**data, mode='loss')
         return self.model(*data, mode='loss')
 
-    def first_nonfinite_module(self, batch: Any) -> Optional[str]:
+    def first_nonfinite_module(self,
+                               batch: Any,
+                               masks_allowed: bool = False) -> Optional[str]:
         """``'neck.conv (Conv2d, finite inputs)'``: the first module, in
-        execution order, whose output is non-finite."""
+        execution order, whose output is non-finite. With
+        ``masks_allowed``, an output whose only non-finite values are
+        ``-inf`` (an attention or score mask) does not count."""
         found: List[str] = []
+
+        def bad(t: torch.Tensor) -> bool:
+            if bool(torch.isfinite(t).all()):
+                return False
+            if not masks_allowed:
+                return True
+            return bool(torch.isnan(t).any() or (t == math.inf).any())
 
         def make(name):
 
@@ -115,8 +127,7 @@ class StepRerun:
                                             (list, tuple)) else [output]
                 if any(
                         isinstance(t, torch.Tensor) and t.is_floating_point()
-                        and not bool(torch.isfinite(t).all())
-                        for t in flat):
+                        and bad(t) for t in flat):
                     inputs_ok = all(
                         bool(torch.isfinite(a).all()) for a in args
                         if isinstance(a, torch.Tensor)

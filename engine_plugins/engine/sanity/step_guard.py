@@ -91,6 +91,29 @@ class StepGuard:
                 NonFiniteGradError, 'divergence',
                 f'{message}, after {growth}: the run diverged. {lr}. Lower '
                 'the learning rate or lengthen the warm-up', strict)
+        # A non-finite value in the forward pass that the loss masks from
+        # its value (an assignment, a where, a mask) still reaches the
+        # gradient (0 * inf = NaN): that is a forward or data problem.
+        bad_input = nonfinite_batch_entry(batch)
+        if bad_input:
+            return self._bad_step(
+                NonFiniteGradError, 'nonfinite_data',
+                f'{message}; the input batch itself is non-finite: '
+                f'{bad_input}, and the loss hides it from its value but not '
+                'from the gradient. Fix the sample or the transform that '
+                'produced it', strict)
+        module = (
+            rerun().first_nonfinite_module(batch, masks_allowed=True)
+            if self.locate and batch is not None else None)
+        if module:
+            return self._bad_step(
+                NonFiniteGradError, 'nonfinite_forward',
+                f'{message}; first non-finite output in the forward pass: '
+                f'{module}. The loss hides it from its value (an '
+                'assignment, a where or a mask drops it) but not from the '
+                'gradient, so it is a forward problem: look for log of 0, '
+                'division by 0 or exploding activations on that path',
+                strict)
         op = (
             rerun().backward_op(batch)
             if self.locate and batch is not None else None)

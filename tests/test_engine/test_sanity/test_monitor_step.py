@@ -115,6 +115,53 @@ def test_first_module_with_a_nonfinite_output_is_named():
         engine.step()
 
 
+def test_a_nonfinite_activation_masked_from_the_loss_is_a_forward_problem():
+    """An activation overflows to inf; the loss keeps only the finite
+    entries (as an assigner dropping NaN-metric pairs does), so its value
+    is finite, but the masked entries still send NaN back (0 * inf)."""
+
+    def masked_overflow(model, inputs):
+        hidden = model.head(torch.ones(1, 4))  # inf
+        # softmax([inf, 0]) is NaN; the loss keeps the finite entries only.
+        probs = torch.softmax(torch.cat([hidden, torch.zeros(1, 1)], -1), -1)
+        loss = torch.where(torch.isfinite(probs), probs, 0.0).sum()
+        return dict(loss=loss + model.backbone.weight.sum())
+
+    engine = Engine(Net(masked_overflow))
+    with torch.no_grad():
+        engine.model.head.weight[0] = float('inf')
+    with pytest.raises(NonFiniteGradError) as err:
+        engine.step()
+    assert err.value.cause == 'nonfinite_forward'
+    assert ('first non-finite output in the forward pass: head (Linear, '
+            'finite inputs). The loss hides it from its value') in str(
+                err.value)
+
+
+def test_a_minus_inf_mask_does_not_move_a_backward_problem():
+    """-inf entries are how attention and score masks are written: a
+    module whose output holds them is not blamed for NaN gradients that
+    come from the backward pass."""
+
+    class MaskingHead(torch.nn.Linear):
+
+        def forward(self, x):
+            out = super().forward(x)
+            return torch.cat([out, torch.full_like(out, -math.inf)], -1)
+
+    def eigh_after_a_mask(model, inputs):
+        scores = model.head(torch.ones(1, 4))  # a score and a masked one
+        return dict(
+            loss=_nan_grad(model, inputs)['loss'] + scores[:, 0].sum())
+
+    engine = Engine(Net(eigh_after_a_mask))
+    engine.model.head.__class__ = MaskingHead
+    with pytest.raises(NonFiniteGradError) as err:
+        engine.step()
+    assert err.value.cause == 'nonfinite_backward'
+    assert 'backward op: LinalgEighBackward0' in str(err.value)
+
+
 def test_nonfinite_input_batch_is_named_as_data():
     engine = Engine(
         Net(lambda m, x: dict(loss=(m.head.weight * x).sum())), strict_iters=0)
