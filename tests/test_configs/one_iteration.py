@@ -15,6 +15,8 @@ def demo_dataset(dataset: dict, root: str, split: str, demo: Dict) -> None:
         ann_file=f'annotations/{split}.json',
         data_prefix=dict(img=f'{split}/'))
     dataset.pop('filter_cfg', None)
+    # The demo classes, not a fine-tune config's own.
+    dataset.pop('metainfo', None)
 
 
 def one_iteration_cfg(path: str,
@@ -23,9 +25,12 @@ def one_iteration_cfg(path: str,
                       demo: Dict,
                       adapt: Callable = lambda cfg: None):
     """The config at ``path`` on demo data: batch 2, one epoch of one
-    iteration, then validation; workers off; AMP as bf16 on CPU.
-    ``adapt(cfg)`` makes the task's own changes (e.g. the class count)."""
+    iteration, then validation; workers off; AMP as bf16 on CPU; from the
+    initial weights (a fine-tune config's ``load_from`` is the user's
+    file). ``adapt(cfg)`` makes the task's own changes (e.g. the class
+    count)."""
     cfg = load_config(path, work_dir=work_dir)
+    cfg.load_from = None
     demo_dataset(cfg.train_dataloader.dataset, root, 'train', demo)
     cfg.train_dataloader.dataset = dict(
         type='FirstSamplesDataset',

@@ -62,6 +62,15 @@ class RTDETR(BaseDetector):
     """
 
     box_format = 'cxcywh_normalized'
+    #: Every entry whose shape depends on the class count, for fine-tuning
+    #: on other classes (``ReinitClassHeadHook``): the encoder's score head
+    #: (query selection), each decoder layer's score head and the
+    #: denoising label embedding (``K + 1`` rows).
+    class_head_prefixes = ('decoder.query_selection.score_head.',
+                           'decoder.score_heads.',
+                           'decoder.denoising.label_embedding.')
+    #: The entry whose first dimension is the class count ``K``.
+    class_count_key = 'decoder.query_selection.score_head.bias'
 
     def __init__(self,
                  backbone: dict,

@@ -37,6 +37,16 @@ class PSALMYOLO(BaseDetector):
     box_format = 'xyxy_pixel'
     #: The terms ``loss`` returns (the sanity engine checks them).
     loss_keys = ('loss_cls', 'loss_bbox', 'loss_dfl')
+    #: The class side, for fine-tuning on other classes
+    #: (``ReinitClassHeadHook``): the prototypes and the fusion that
+    #: refines them, the head's prototype branch (its width is
+    #: ``max(C_P3, min(K, 100))``, YOLOv8's class-branch rule) and the
+    #: logit scale and bias. Exactly the parts ultralytics YOLOv8 weights
+    #: do not provide (``ultralytics_weights.NEW_PREFIXES``).
+    class_head_prefixes = ('fusion.', 'bbox_head.proto_branches.',
+                           'bbox_head.logit_scale', 'bbox_head.logit_bias')
+    #: The entry whose first dimension is the class count ``K``.
+    class_count_key = 'fusion.base_prototypes'
 
     def __init__(self,
                  backbone: dict,

@@ -32,6 +32,10 @@ class YOLOv8CSPDarknet(BaseModule):
         widen_factor: Scales the channels.
         max_channels: Channel cap before widening.
         out_indices: Stages to return: 1..4 are strides 4, 8, 16, 32.
+        frozen_stages: Parts kept at their loaded weights (no gradient, BN
+            statistics fixed: eval mode even while training): -1 none, 0
+            the stem, ``i`` the stem and stages 1..i (mmdet's ``ResNet`` and
+            mmyolo's backbones count the same way). For fine-tuning.
 
     Example:
         >>> backbone = MODELS.build(dict(
@@ -44,11 +48,16 @@ class YOLOv8CSPDarknet(BaseModule):
                  widen_factor: float = 0.25,
                  max_channels: int = 1024,
                  out_indices: Sequence[int] = (2, 3, 4),
+                 frozen_stages: int = -1,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         if not set(out_indices) <= {1, 2, 3, 4}:
             raise ValueError(f'out_indices must be within 1..4, got '
                              f'{out_indices}')
+        if not -1 <= frozen_stages <= len(STAGES):
+            raise ValueError(f'frozen_stages must be within -1..'
+                             f'{len(STAGES)}, got {frozen_stages}')
+        self.frozen_stages = frozen_stages
         self.out_indices = tuple(sorted(out_indices))
         self.deepen_factor = deepen_factor
         in_channels = scaled_channels(64, widen_factor, max_channels)
@@ -72,6 +81,24 @@ class YOLOv8CSPDarknet(BaseModule):
         # What the neck and head need, so a config never repeats them.
         self.out_channels = [stage_channels[i - 1] for i in self.out_indices]
         self.strides = [2**(i + 1) for i in self.out_indices]
+        self._freeze_stages()
+
+    def _frozen_parts(self) -> List[torch.nn.Module]:
+        if self.frozen_stages < 0:
+            return []
+        return [self.stem, *self.stages[:self.frozen_stages]]
+
+    def _freeze_stages(self) -> None:
+        for part in self._frozen_parts():
+            part.eval()
+            for param in part.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'YOLOv8CSPDarknet':
+        """Set the mode; frozen parts stay in eval mode."""
+        super().train(mode)
+        self._freeze_stages()
+        return self
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         outs = []

@@ -80,6 +80,19 @@ def test_backbone_channels_and_strides(widen, max_channels, expected):
         assert [o.shape[-1] for o in outs] == [16, 8, 4, 2]
 
 
+@pytest.mark.parametrize('frozen', [-1, 0, 1, 4])
+def test_backbone_frozen_stages_stay_frozen_in_training(frozen):
+    backbone = YOLOv8CSPDarknet(frozen_stages=frozen)
+    parts = [backbone.stem, *backbone.stages]
+    backbone.train()
+    for i, part in enumerate(parts):
+        is_frozen = i <= frozen
+        assert all(p.requires_grad != is_frozen for p in part.parameters())
+        assert all(m.training != is_frozen for m in part.modules())
+    with pytest.raises(ValueError, match='frozen_stages'):
+        YOLOv8CSPDarknet(frozen_stages=5)
+
+
 def test_neck_keeps_channels_for_p2_to_p5_and_p3_to_p5():
     feats = [torch.randn(1, c, 64 // s, 64 // s)
              for c, s in zip([32, 64, 128, 256], [4, 8, 16, 32])]
