@@ -6,13 +6,15 @@ exit code and raises ``WeightConversionError`` for a refused input (exit
 code 2). The output is an mmengine checkpoint
 (``{'state_dict': ..., 'meta': ...}``, with the per-tensor checksums the
 loader verifies) to use as ``load_from``. Keys the source does not provide
-(a new head) keep their initial values, so load it non-strictly.
+(a new class head) keep their initial values: the fine-tune configs'
+``ReinitClassHeadHook`` says so and loads the rest strictly; with another
+config, add that hook or load non-strictly.
 
 Example:
     python tools/convert_weights.py ultralytics yolov8n.pt \\
         work_dirs/yolov8n_psalm.pth --trust-pickle
-    python tools/train.py configs/psalm_yolo/psalm_yolo_n_p3-p5_coco.py \\
-        --cfg-options load_from=work_dirs/yolov8n_psalm.pth --non-strict
+    python tools/train.py configs/psalm_yolo/psalm_yolo_n_finetune_custom.py \\
+        --cfg-options load_from=work_dirs/yolov8n_psalm.pth
     python tools/convert_weights.py hf-rtdetr rtdetr_r18vd/ \\
         work_dirs/rtdetr_r18vd.pth
     # then the printed --cfg-options with load_from=...
@@ -116,12 +118,21 @@ def add_hf_rtdetr_parser(subparsers) -> None:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Convert weights of another framework into an '
-        'engine_plugins checkpoint (load_from=OUT --non-strict)')
+        'engine_plugins checkpoint (load_from=OUT)')
     subparsers = parser.add_subparsers(
         dest='source', required=True, metavar='SOURCE')
     add_ultralytics_parser(subparsers)
     add_hf_rtdetr_parser(subparsers)
     return parser.parse_args(argv)
+
+
+def reinits_class_head(cfg) -> bool:
+    """Whether a config starts a checkpoint's missing or resized class head
+    afresh (``ReinitClassHeadHook``): then the class count needs no
+    override and the load stays strict."""
+    return any(
+        isinstance(hook, dict) and hook.get('type') == 'ReinitClassHeadHook'
+        for hook in cfg.get('custom_hooks', None) or [])
 
 
 def matching_configs(size, folder: str = PSALM_YOLO_CONFIGS):
@@ -207,9 +218,15 @@ def run_ultralytics(args: argparse.Namespace) -> int:
     partial = f'{args.out}.partial'
     torch.save(checkpoint, partial)
     os.replace(partial, args.out)
-    print(f'wrote {args.out}; fine-tune with: python tools/train.py CONFIG '
-          f'--cfg-options load_from={args.out} --non-strict (the '
-          f'{len(result.new)} new tensors keep their initial values)')
+    finetune = [
+        path for path, needed in matching_configs(size)
+        if not needed and reinits_class_head(Config.fromfile(path))
+    ]
+    config = osp.relpath(finetune[0]) if finetune else 'CONFIG'
+    print(f'wrote {args.out}; fine-tune with: python tools/train.py {config} '
+          f'--cfg-options load_from={args.out} (ReinitClassHeadHook starts '
+          f'the {len(result.new)} class-side tensors afresh and loads the '
+          'rest strictly; a config without that hook needs --non-strict)')
     return 0
 
 
@@ -303,10 +320,16 @@ def run_hf_rtdetr(args: argparse.Namespace) -> int:
     meta = result.meta(source=osp.basename(osp.normpath(args.src)))
     meta['cfg_options'] = target_arch.cfg_options()
     _write_checkpoint(dict(state_dict=result.state_dict, meta=meta), args.out)
+    # Fine-tune configs keep their own classes (their ReinitClassHeadHook
+    # starts the class head afresh); the others are suggested for using
+    # the checkpoint with its own classes.
+    finetune = [(p, n) for p, n in rows if reinits_class_head(
+        Config.fromfile(p))]
+    plain = [row for row in rows if row not in finetune]
     if args.config is not None:
         suggested, needed = args.config, dict(args.cfg_options or {})
-    elif rows:
-        suggested, needed = osp.relpath(rows[0][0]), rows[0][1]
+    elif plain:
+        suggested, needed = osp.relpath(plain[0][0]), plain[0][1]
     else:
         suggested, needed = 'CONFIG', target_arch.cfg_options()
     strict = ' --non-strict' if new_classes else ''
@@ -317,6 +340,17 @@ def run_hf_rtdetr(args: argparse.Namespace) -> int:
     print('train or test with it (tools/test.py takes the same): python '
           f'tools/train.py {suggested}{strict} --cfg-options '
           f'load_from={args.out} {options}'.rstrip())
+    if finetune:
+        path, needed = finetune[0]
+        needed = {
+            k: v
+            for k, v in needed.items() if not k.endswith('num_classes')
+        }
+        print('fine-tune on your own classes (ReinitClassHeadHook starts '
+              'the class head afresh and loads the rest strictly): python '
+              f'tools/train.py {osp.relpath(path)} --cfg-options '
+              f'load_from={args.out} '
+              f'{hf_weights.format_cfg_options(needed)}'.rstrip())
     return 0
 
 

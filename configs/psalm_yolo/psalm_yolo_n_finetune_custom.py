@@ -16,8 +16,8 @@
 #          --cfg-options load_from=work_dirs/yolov8n_psalm.pth
 #
 #    (load_from below already names that file; --cfg-options picks
-#    another, e.g. work_dirs/psalm_yolo_n_p3-p5_coco/epoch_300.pth. Leave
-#    out the --non-strict that the converter suggests.)
+#    another, e.g. work_dirs/psalm_yolo_n_p3-p5_coco/epoch_300.pth. The
+#    converter prints this command.)
 #
 # No --non-strict: YOLOv8 weights have no PSALM class side (fusion,
 # prototype branch, logit scale and bias), and a checkpoint of other

@@ -15,8 +15,8 @@
 #          --cfg-options load_from=work_dirs/rtdetr_r50vd_hf.pth
 #
 #    (load_from below already names that file; --cfg-options picks
-#    another. Leave out the model.criterion.num_classes=80 that the
-#    converter suggests for this config: the class count is len(classes).)
+#    another. The converter prints this command as "fine-tune on your own
+#    classes"; the class count is len(classes).)
 #
 # No --non-strict: a checkpoint of other classes (COCO's 80) has the class
 # layers (the encoder's and each decoder layer's score head, the

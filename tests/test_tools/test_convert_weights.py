@@ -56,7 +56,12 @@ def test_a_state_dict_converts_and_loads_as_load_from(tmp_path, capsys,
             'bbox_head.box_branches 42)') in stdout
     assert 'new (left at init): 59' in stdout
     assert 'dropped: 43 (model.22.cv3 42, model.22.dfl 1)' in stdout
-    assert '--non-strict' in stdout
+    # The fine-tune config of that size loads it strictly (its
+    # ReinitClassHeadHook starts the class side afresh).
+    assert ('fine-tune with: python tools/train.py '
+            'configs/psalm_yolo/psalm_yolo_n_finetune_custom.py '
+            f'--cfg-options load_from={out} (ReinitClassHeadHook') in stdout
+    assert 'a config without that hook needs --non-strict' in stdout
 
     # The loader load_from uses: weights-only, checksums verified.
     checkpoint = CheckpointLoader.load_checkpoint(str(out), 'cpu')

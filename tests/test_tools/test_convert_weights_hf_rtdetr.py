@@ -70,6 +70,10 @@ def test_converts_and_the_printed_command_reproduces_transformers(
     assert len(meta['source_classes']) == 7
     assert 'integrity' in meta
 
+    finetune = next(line for line in stdout.splitlines()
+                    if line.startswith('fine-tune on your own classes'))
+    assert 'tools/train.py configs/rtdetr/rtdetr_r50_finetune_custom.py' \
+        in finetune and 'num_classes' not in finetune
     config, non_strict, options = _suggested(stdout)
     assert not non_strict
     assert options.pop('load_from') == str(out)
