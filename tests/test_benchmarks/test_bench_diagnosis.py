@@ -48,3 +48,27 @@ def test_a_sample_is_caught_at_once_with_the_cause_and_clean_is_quiet(
     assert exits['toy/nan_sample_at_5'] == 0
     assert exits['toy/clean'] == 0
     assert exits['toy/detached_loss'] != 0
+
+
+def test_every_case_module_imports():
+    """The mutants load their parts through custom_imports in a fresh
+    process; a module that no longer imports (a renamed name in the
+    package) turns its cases into config errors, not findings."""
+    import glob
+    import importlib
+    import os.path as osp
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    modules = {
+        case_import
+        for set_name in ('main', 'heldout', 'heldout2', 'heldout3')
+        for case in all_cases(set_name) for case_import in case.imports
+    }
+    files = glob.glob(osp.join(root, 'benchmarks', 'mutations', '**',
+                               '*.py'), recursive=True)
+    modules |= {
+        osp.relpath(f, root)[:-3].replace(osp.sep, '.')
+        for f in files if not f.endswith('__init__.py')
+    }
+    assert len(modules) > 10
+    for name in sorted(modules):
+        importlib.import_module(name)

@@ -8,11 +8,11 @@ from mmengine.model import BaseDataPreprocessor, is_model_wrapper
 from mmengine.registry import FUNCTIONS
 
 from engine_plugins.datasets.audio import AudioChatDataset, audio_lm_collate
-from engine_plugins.datasets.audio.chat_manifest_dataset import (IGNORE,
-                                                                 load_codes)
+from engine_plugins.datasets.audio.chat_manifest_dataset import load_codes
 from engine_plugins.models.audio.audio_lm import DualFFNAudioLMCore
 from engine_plugins.models.audio.audio_lm_model import DualFFNAudioLM
 from engine_plugins.registry import DATASETS, HOOKS, MODELS
+from engine_plugins.structures import IGNORE_INDEX as IGNORE
 from engine_plugins.structures import STREAM_EOS
 
 

@@ -5,10 +5,11 @@ from typing import Dict, List, Optional
 import torch
 from mmengine.registry import FUNCTIONS
 
-from engine_plugins.datasets.audio.collate import IGNORE, audio_lm_collate
+from engine_plugins.datasets.audio.collate import audio_lm_collate
 from engine_plugins.models.audio import DualFFNAudioLM
 from engine_plugins.registry import MODELS
 from engine_plugins.structures import AUDIO_VOCAB
+from engine_plugins.structures import IGNORE_INDEX as IGNORE
 
 
 @FUNCTIONS.register_module()
