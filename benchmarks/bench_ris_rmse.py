@@ -17,8 +17,9 @@ interval over scenes, the paired interval of network - MUSIC, the fraction
 of gross errors (> 5 deg) and the RMSE of the rest. Then the checks: the
 network never worse than MUSIC (RMSE <= MUSIC's RMSE + the half-width of
 its interval, every cell), the reduction against MUSIC pooled over each
-regime, and network / sqrt(CRB) at 10-20 dB with T = 32. Writes
-everything to ``--out`` (JSON; ``tools/plot_ris_rmse.py`` draws it).
+regime (also against smoothed MUSIC and the network-free switch), and
+network / sqrt(CRB) at 10-20 dB with T = 32. Writes everything to
+``--out`` (JSON; ``tools/plot_ris_rmse.py`` draws it).
 Usage::
 
     python benchmarks/bench_ris_rmse.py [--config CONFIG] [--iters N]
@@ -218,14 +219,20 @@ def main(argv=None) -> dict:
         print(f'{cell}: {len(records)} scenes evaluated', flush=True)
     eval_s = time.perf_counter() - start
 
-    regimes = {
-        'low_snr': pooled_reduction(pooled['snr'], 'music'),
-        'snapshots': pooled_reduction(pooled['snapshots'], 'music'),
-        'correlation': pooled_reduction(pooled['correlation'], 'music'),
-    }
-    if 'music_fbss' in metric.columns:
-        regimes['correlation_vs_fbss'] = pooled_reduction(
-            pooled['correlation'], 'music_fbss')
+    regimes = {}
+    pools = dict(
+        low_snr=pooled['snr'],
+        snapshots=pooled['snapshots'],
+        correlation=pooled['correlation'])
+    # The classical answers on the same scenes: smoothing, and the fit test
+    # switching to it without a network.
+    versus = dict(fbss='music_fbss', classical_switch='classical_switch')
+    for name, pool in pools.items():
+        regimes[name] = pooled_reduction(pool, 'music')
+        for short, baseline in versus.items():
+            if baseline in metric.columns:
+                regimes[f'{name}_vs_{short}'] = pooled_reduction(
+                    pool, baseline)
     never_worse = [
         dict(
             regime=c['regime'],

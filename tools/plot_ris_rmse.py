@@ -26,16 +26,18 @@ matplotlib.use('Agg')  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
 KEY = re.compile(
-    r'rmse_(network|network_raw|music|music_fbss|sqrt_crb)@(-?[0-9.]+)dB$')
+    r'rmse_(network|network_raw|music|music_fbss|classical_switch|sqrt_crb)'
+    r'@(-?[0-9.]+)dB$')
 LABELS = dict(
     network='network (fit-checked)',
     network_raw='network covariance + MUSIC',
     music='MUSIC (sample covariance)',
     music_fbss='FB spatial smoothing MUSIC',
+    classical_switch='MUSIC, switched to FB-SS by the fit test',
     sqrt_crb='sqrt(CRB)')
 STYLES = dict(
     network='o-', network_raw='x:', music='s--', music_fbss='^-.',
-    sqrt_crb='k:')
+    classical_switch='v:', sqrt_crb='k:')
 WITH_INTERVAL = ('network', 'music')
 
 

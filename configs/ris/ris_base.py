@@ -61,6 +61,9 @@ val_evaluator = dict(
     # MUSIC's at this false-switch rate (evaluation/ris/fit_selection.py).
     select_by_fit=True,
     fit_alpha=0.05,
+    # Decodings of the network's covariance the test may switch to:
+    # MUSIC, and smoothed MUSIC for pairs it leaves coherent (plain arrays).
+    network_decoders=('music', 'fbss'),
     smoothing=True,  # also report forward-backward smoothed MUSIC
     gross_threshold=5.0)  # degrees; larger errors count as gross
 test_evaluator = val_evaluator

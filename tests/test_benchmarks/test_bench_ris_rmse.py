@@ -55,8 +55,14 @@ def test_trains_evaluates_every_regime_and_plots(tmp_path):
             lo, hi = cell[f'ci_{column}']
             assert lo <= cell[f'rmse_{column}'] <= hi
     assert set(result['regimes']) == {
-        'low_snr', 'snapshots', 'correlation', 'correlation_vs_fbss'
+        f'{regime}{versus}'
+        for regime in ('low_snr', 'snapshots', 'correlation')
+        for versus in ('', '_vs_fbss', '_vs_classical_switch')
     }
+    assert result['columns'] == [
+        'network', 'network_raw', 'network_raw_fbss', 'music', 'music_fbss',
+        'classical_switch', 'sqrt_crb'
+    ]
     assert len(result['never_worse']) == 21
     assert [b['snr'] for b in result['bound']] == [10.0, 20.0]
     assert 'never worse than MUSIC:' in proc.stdout

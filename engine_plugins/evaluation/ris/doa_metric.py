@@ -11,10 +11,12 @@ from mmengine.logging import print_log
 from engine_plugins.registry import METRICS
 from engine_plugins.structures import ArrayGeometry
 from .crb import crb_mse_deg2, matched_source_errors
-from .fit_selection import prefer_candidate
+from .fit_selection import prefer_candidate, select_candidate
 from .music import MusicEstimator
 from .spatial_smoothing import fb_spatial_smoothing, subarray_shape
 
+# Decoders of the network's covariance and the columns they fill.
+DECODERS = dict(music='network_raw', fbss='network_raw_fbss')
 REQUIRED = ('pred_cov', 'cov', 'cov_true', 'angles', 'num_sources', 'snr_db')
 
 
@@ -25,16 +27,23 @@ class RISDoAMetric(BaseMetric):
 
     * ``network``: the network's estimate: MUSIC on its covariance, or,
       with ``select_by_fit``, MUSIC on the sample covariance unless the
-      sample covariance rejects that estimate in favour of the network's
-      by a likelihood-ratio test at false-switch rate ``fit_alpha``
+      sample covariance rejects that estimate in favour of one of the
+      network covariance's decodings (``network_decoders``) by a
+      likelihood-ratio test at false-switch rate ``fit_alpha``
       (:mod:`.fit_selection`), so the learned correction acts where MUSIC
       fails and does nothing elsewhere;
     * ``network_raw`` (with ``select_by_fit``): MUSIC on the network's
       covariance alone;
+    * ``network_raw_fbss`` (with ``select_by_fit`` and the ``'fbss'``
+      decoder): forward-backward spatially smoothed MUSIC on the
+      network's covariance;
     * ``music``: MUSIC on the sample covariance;
     * ``music_fbss`` (with ``smoothing``, plain arrays only):
       forward-backward spatially smoothed MUSIC, the classical answer to
       correlated and coherent sources (:mod:`.spatial_smoothing`);
+    * ``classical_switch`` (with ``select_by_fit`` and ``smoothing``): the
+      same test choosing between ``music`` and ``music_fbss``, both on the
+      sample covariance: what the switch gains without a network;
     * ``sqrt_crb``: the root of the mean stochastic CRB diagonal.
 
     The source count K is known. A source whose matched error exceeds
@@ -54,14 +63,20 @@ class RISDoAMetric(BaseMetric):
         decode: Run MUSIC / CRB (off: only ``val_loss``, for fast HPO).
         select_by_fit: Use the network's estimate only where the sample
             covariance rejects MUSIC's (see above).
-        fit_alpha: False-switch rate of that test.
+        fit_alpha: False-switch rate of that test (over all decodings).
+        network_decoders: How the network's covariance becomes candidate
+            directions for that test: ``'music'`` and/or ``'fbss'``
+            (smoothed MUSIC, which separates pairs the covariance leaves
+            coherent: coherent sources, or close pairs with few
+            snapshots; ignored in RIS mode).
         smoothing: Add the ``music_fbss`` column (ignored in RIS mode).
         gross_threshold: Degrees above which a source's error is gross.
 
     Example:
         >>> val_evaluator = dict(
         ...     type='RISDoAMetric', geometry=dict(rows=8, cols=8),
-        ...     num_snapshots=64, grid_step=1.0, select_by_fit=True)
+        ...     num_snapshots=64, grid_step=1.0, select_by_fit=True,
+        ...     network_decoders=('music', 'fbss'))
     """
 
     default_prefix = 'ris'
@@ -75,6 +90,7 @@ class RISDoAMetric(BaseMetric):
                  decode: bool = True,
                  select_by_fit: bool = True,
                  fit_alpha: float = 0.05,
+                 network_decoders: Sequence[str] = ('music', 'fbss'),
                  smoothing: bool = True,
                  gross_threshold: float = 5.0,
                  collect_device: str = 'cpu',
@@ -85,17 +101,28 @@ class RISDoAMetric(BaseMetric):
         self.decode = decode
         self.select = select_by_fit
         self.fit_alpha = fit_alpha
-        self.smoothing = smoothing and self.geometry.phi is None
+        plain = self.geometry.phi is None
+        self.smoothing = smoothing and plain
+        unknown = set(network_decoders) - set(DECODERS)
+        if unknown or not network_decoders:
+            raise ValueError(
+                f'RISDoAMetric: network_decoders={list(network_decoders)}; '
+                f'choose one or more of {list(DECODERS)}')
+        self.decoders = [d for d in network_decoders if d == 'music' or plain]
         self.gross_threshold = gross_threshold
         self.search = dict(
             az_range=az_range, el_range=el_range, grid_step=grid_step)
         self.music = MusicEstimator(self.geometry, **
                                     self.search) if decode else None
         self._smoothed: Dict[tuple, MusicEstimator] = {}
-        self.columns = ['network'] + (['network_raw']
-                                      if self.select else []) + ['music']
+        self.columns = ['network']
+        if self.select:
+            self.columns += [DECODERS[d] for d in self.decoders]
+        self.columns.append('music')
         if self.smoothing:
             self.columns.append('music_fbss')
+            if self.select:
+                self.columns.append('classical_switch')
 
     def smoothed_music(self, cov: np.ndarray, k: int) -> np.ndarray:
         """Forward-backward spatially smoothed MUSIC estimate."""
@@ -111,17 +138,39 @@ class RISDoAMetric(BaseMetric):
         """Every column's direction estimates ``(K, dims)`` (degrees) for
         one sample."""
         k = int(sample['num_sources'])
-        raw = self.music.estimate(sample['pred_cov'], k)
-        out = dict(network=raw, music=self.music.estimate(sample['cov'], k))
-        if self.select:
-            out['network_raw'] = raw
+        cov = sample['cov']
+        music = self.music.estimate(cov, k)
+        if not self.select:
+            out = dict(network=self.music.estimate(sample['pred_cov'], k))
+        else:
+            decoded = {
+                DECODERS[d]: self.decode_with(d, sample['pred_cov'], k)
+                for d in self.decoders
+            }
             snapshots = int(sample.get('num_snapshots', self.num_snapshots))
-            if not prefer_candidate(self.geometry, sample['cov'], raw,
-                                    out['music'], snapshots, self.fit_alpha):
-                out['network'] = out['music']
+            choice = select_candidate(self.geometry, cov,
+                                      list(decoded.values()), music, snapshots,
+                                      self.fit_alpha)
+            out = dict(
+                network=music
+                if choice is None else list(decoded.values())[choice],
+                **decoded)
+        out['music'] = music
         if self.smoothing:
-            out['music_fbss'] = self.smoothed_music(sample['cov'], k)
+            out['music_fbss'] = self.smoothed_music(cov, k)
+            if self.select:
+                switch = prefer_candidate(self.geometry, cov,
+                                          out['music_fbss'], music, snapshots,
+                                          self.fit_alpha)
+                out['classical_switch'] = (
+                    out['music_fbss'] if switch else music)
         return out
+
+    def decode_with(self, decoder: str, cov: np.ndarray, k: int) -> np.ndarray:
+        """Directions from ``cov`` by ``'music'`` or ``'fbss'``."""
+        if decoder == 'fbss':
+            return self.smoothed_music(cov, k)
+        return self.music.estimate(cov, k)
 
     def sample_result(self, sample: dict) -> dict:
         """The per-sample record :meth:`compute_metrics` aggregates: SNR,

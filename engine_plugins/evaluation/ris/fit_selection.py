@@ -18,7 +18,14 @@ rule is therefore one-sided: MUSIC on ``R_hat`` is kept unless its
 estimate explains the data worse than the learned one by more than the
 ``1 - alpha`` quantile, the signature of a gross error (a missed or merged
 source, coherent sources), where a learned covariance helps.
+
+With ``m`` candidates (the learned covariance decoded in ``m`` ways) each
+comparison runs at ``alpha / m`` (Bonferroni), so the rate of switching
+away from a correct MUSIC estimate stays at most ``alpha``; among the
+candidates that pass, the best fit wins.
 """
+from typing import Optional, Sequence
+
 import numpy as np
 from scipy.stats import chi2
 
@@ -55,6 +62,25 @@ def fit_excess(geometry: ArrayGeometry, cov: np.ndarray, candidate: np.ndarray,
     return num_snapshots * excess / max(noise_power(cov, k), 1e-300)
 
 
+def select_candidate(geometry: ArrayGeometry,
+                     cov: np.ndarray,
+                     candidates: Sequence[np.ndarray],
+                     reference: np.ndarray,
+                     num_snapshots: int,
+                     alpha: float = 0.05) -> Optional[int]:
+    """Index of the candidate that replaces ``reference`` (the one whose
+    fit the data prefer most, among those that reject ``reference`` at
+    ``alpha / len(candidates)``), or None to keep ``reference``."""
+    params = np.atleast_2d(reference).size
+    threshold = 0.5 * chi2.ppf(1.0 - alpha / len(candidates), params)
+    excess = [
+        fit_excess(geometry, cov, reference, c, num_snapshots)
+        for c in candidates
+    ]
+    best = int(np.argmax(excess))
+    return best if excess[best] > threshold else None
+
+
 def prefer_candidate(geometry: ArrayGeometry,
                      cov: np.ndarray,
                      candidate: np.ndarray,
@@ -63,7 +89,5 @@ def prefer_candidate(geometry: ArrayGeometry,
                      alpha: float = 0.05) -> bool:
     """Whether the data reject ``reference`` in favour of ``candidate`` at
     false-switch rate ``alpha`` (see the module docstring)."""
-    params = np.atleast_2d(reference).size
-    threshold = 0.5 * chi2.ppf(1.0 - alpha, params)
-    return fit_excess(geometry, cov, reference, candidate,
-                      num_snapshots) > threshold
+    return select_candidate(geometry, cov, [candidate], reference,
+                            num_snapshots, alpha) is not None

@@ -136,6 +136,38 @@ def test_fit_test_picks_the_network_only_where_music_fails():
     assert np.abs(np.sort(est['network_raw'][:, 0]) - [-18, 27]).max() < 1e-3
 
 
+def test_smoothed_decoding_of_the_network_and_the_classical_switch():
+    """A network that left a coherent pair coherent: MUSIC on its
+    covariance misses a source, smoothed MUSIC on it finds both, and the
+    fit test takes that decoding. The network-free switch does the same
+    from the sample covariance, and keeps MUSIC where it works."""
+    geo = dict(rows=8, cols=1)
+    metric = RISDoAMetric(geometry=geo, az_range=(-60, 60), grid_step=0.5)
+    assert metric.columns == [
+        'network', 'network_raw', 'network_raw_fbss', 'music', 'music_fbss',
+        'classical_switch'
+    ]
+    from engine_plugins.structures import ArrayGeometry
+    a = ArrayGeometry(**geo).steering(np.radians([[-20.0], [25.0]]))
+    truth = np.array([[-20.0], [25.0]])
+    v = a[:, :1] + a[:, 1:]
+    coherent = v @ v.conj().T + 0.1 * np.eye(8)
+    est = metric.estimates(_sample(coherent, coherent, truth))
+    assert np.abs(np.sort(est['network_raw'][:, 0]) - [-20, 25]).max() > 5
+    np.testing.assert_allclose(est['network'], est['network_raw_fbss'])
+    np.testing.assert_allclose(np.sort(est['network'][:, 0]), [-20, 25],
+                               atol=1e-3)
+    np.testing.assert_allclose(est['classical_switch'], est['music_fbss'])
+    ideal = a @ a.conj().T + 0.1 * np.eye(8)
+    est = metric.estimates(_sample(ideal, ideal, truth))
+    np.testing.assert_allclose(est['classical_switch'], est['music'])
+    # Only MUSIC decoding: the smoothed candidate is gone.
+    only = RISDoAMetric(geometry=geo, network_decoders=('music', ))
+    assert 'network_raw_fbss' not in only.columns
+    with pytest.raises(ValueError, match=r"network_decoders=\['svd'\]"):
+        RISDoAMetric(geometry=geo, network_decoders=('svd', ))
+
+
 def test_missing_fields_are_named():
     metric = RISDoAMetric(geometry=GEOMETRY)
     with pytest.raises(KeyError, match=r"lacks fields \['pred_cov'\]"):

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from engine_plugins.evaluation.ris import (MusicEstimator, fit_excess,
-                                           prefer_candidate, residual_power)
+                                           prefer_candidate, residual_power,
+                                           select_candidate)
 from engine_plugins.structures import ArrayGeometry
 
 ULA2 = ArrayGeometry(2, 1)
@@ -31,6 +32,21 @@ def test_fit_excess_and_threshold_by_hand():
     assert not prefer_candidate(ULA2, COV, [[0.0]], [[90.0]], 0.95, alpha=0.05)
     # Never away from the better fit.
     assert not prefer_candidate(ULA2, COV, [[90.0]], [[0.0]], 1000)
+
+
+def test_several_candidates_share_alpha_and_the_best_fit_wins():
+    # Two candidates: each comparison at alpha / 2, threshold
+    # chi2_1 0.975 quantile 5.0239 / 2 = 2.512. [[0]] beats [[90]] by
+    # T * (3 - 1) / 1 = 2T: T = 1.2 (2.4) keeps the reference, T = 1.3
+    # (2.6) switches; a single candidate switches already at T = 1.
+    worse, better = [[90.0]], [[0.0]]
+    assert select_candidate(ULA2, COV, [worse, better], worse, 1.2) is None
+    assert select_candidate(ULA2, COV, [worse, better], worse, 1.3) == 1
+    assert select_candidate(ULA2, COV, [better], worse, 1.0) == 0
+    # Between two passing candidates the better fit wins: [[10]] explains
+    # 2 + cos(pi sin 10 deg) = 2.855 of the trace, [[0]] explains 3.
+    assert select_candidate(ULA2, COV, [better, [[10.0]]], worse, 100) == 0
+    assert select_candidate(ULA2, COV, [[[10.0]], better], worse, 100) == 1
 
 
 def test_truth_rarely_displaces_a_working_music():
