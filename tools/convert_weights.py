@@ -25,6 +25,7 @@ import glob
 import os
 import os.path as osp
 import sys
+from typing import Callable
 
 # From a clone, use the clone's package even if another copy is installed.
 _REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -150,8 +151,13 @@ def matching_configs(size, folder: str = PSALM_YOLO_CONFIGS):
     return sorted(rows, key=lambda row: len(row[1]))
 
 
-def _print_config_matches(size) -> None:
-    rows = matching_configs(size)
+def _print_config_matches(rows: list, family: str, options: dict,
+                          format_options: Callable[[dict], str]) -> list:
+    """Print and return ``rows``, the ``(config path, overrides it needs)``
+    of :func:`matching_configs` or :func:`rtdetr_matching_configs`: the
+    configs that fit as they are, else the first three with their
+    overrides; then ``options``, which any ``family`` config needs.
+    ``format_options`` writes overrides as ``--cfg-options`` words."""
     fits = [path for path, needed in rows if not needed]
     for path in fits:
         print(f'  fits {osp.relpath(path)}')
@@ -159,9 +165,10 @@ def _print_config_matches(size) -> None:
         print('  no config fits as it is; with overrides:')
         for path, needed in rows[:3]:
             print(f'    {osp.relpath(path)} --cfg-options '
-                  f'{format_cfg_options(needed)}')
-    print(f'  any PSALM YOLO config with: --cfg-options '
-          f'{format_cfg_options(size.cfg_options())}')
+                  f'{format_options(needed)}')
+    print(f'  any {family} config with: --cfg-options '
+          f'{format_options(options)}')
+    return rows
 
 
 def _target_model_cfg(args, size) -> dict:
@@ -201,23 +208,18 @@ def run_ultralytics(args: argparse.Namespace) -> int:
     state, info = read_ultralytics_weights(args.src, args.trust_pickle)
     size = infer_yolov8_size(state)
     print(f'{args.src}: {size.describe()}')
-    _print_config_matches(size)
+    _print_config_matches(
+        matching_configs(size), 'PSALM YOLO', size.cfg_options(),
+        format_cfg_options)
     init_default_scope('engine_plugins')
     model = MODELS.build(_target_model_cfg(args, size))
     result = convert_ultralytics_state_dict(state, model.state_dict())
     result.source_info.update(info)
     print(result.summary())
-    checkpoint = dict(
-        state_dict=result.state_dict,
-        meta=result.meta(source=osp.basename(args.src)))
-    add_checksums(checkpoint)
-    folder = osp.dirname(osp.abspath(args.out))
-    os.makedirs(folder, exist_ok=True)
-    # Written next to OUT and renamed: an interrupted run leaves no
-    # truncated checkpoint under the final name.
-    partial = f'{args.out}.partial'
-    torch.save(checkpoint, partial)
-    os.replace(partial, args.out)
+    _write_checkpoint(
+        dict(
+            state_dict=result.state_dict,
+            meta=result.meta(source=osp.basename(args.src))), args.out)
     finetune = [
         path for path, needed in matching_configs(size)
         if not needed and reinits_class_head(Config.fromfile(path))
@@ -249,22 +251,6 @@ def rtdetr_matching_configs(arch, folder: str = RTDETR_CONFIGS):
         except Exception:  # a config that does not load
             continue
     return sorted(rows, key=lambda row: len(row[1]))
-
-
-def _print_rtdetr_config_matches(arch) -> list:
-    """Print and return :func:`rtdetr_matching_configs`."""
-    rows = rtdetr_matching_configs(arch)
-    fits = [path for path, needed in rows if not needed]
-    for path in fits:
-        print(f'  fits {osp.relpath(path)}')
-    if not fits:
-        print('  no config fits as it is; with overrides:')
-        for path, needed in rows[:3]:
-            print(f'    {osp.relpath(path)} --cfg-options '
-                  f'{hf_weights.format_cfg_options(needed)}')
-    print('  any RT-DETR config with: --cfg-options '
-          f'{hf_weights.format_cfg_options(arch.cfg_options())}')
-    return rows
 
 
 def _rtdetr_target_cfg(args, arch) -> dict:
@@ -310,7 +296,9 @@ def run_hf_rtdetr(args: argparse.Namespace) -> int:
     new_classes = args.num_classes is not None
     target_arch = dataclasses.replace(
         arch, num_classes=args.num_classes) if new_classes else arch
-    rows = _print_rtdetr_config_matches(target_arch)
+    rows = _print_config_matches(
+        rtdetr_matching_configs(target_arch), 'RT-DETR',
+        target_arch.cfg_options(), hf_weights.format_cfg_options)
     init_default_scope('engine_plugins')
     model = MODELS.build(_rtdetr_target_cfg(args, target_arch))
     result = hf_weights.convert_hf_rtdetr_state_dict(

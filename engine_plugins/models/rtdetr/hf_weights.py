@@ -99,15 +99,15 @@ import inspect
 import json
 import os.path as osp
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Tuple
 
 import torch
 from mmengine.config import Config
 
-from engine_plugins.models.yolo.ultralytics_weights import \
-    WeightConversionError
+from engine_plugins.models.weight_conversion import (KeyConversionResult,
+                                                     WeightConversionError)
+from engine_plugins.models.weight_conversion import tensor_shape as _shape
 from engine_plugins.registry import MODELS
 
 #: ``(layer_type, depths)`` of transformers' ResNet-vd -> mmdet ``depth``.
@@ -143,10 +143,6 @@ _BN = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
 _LINEAR = ('weight', 'bias')
 _QKV = ('q_proj', 'k_proj', 'v_proj')
 _MAX_LISTED = 12
-
-
-def _shape(tensor: torch.Tensor) -> Tuple[int, ...]:
-    return tuple(tensor.shape)
 
 
 @dataclass(frozen=True)
@@ -682,7 +678,7 @@ def _group(key: str) -> str:
 
 
 @dataclass
-class HFConversionResult:
+class HFConversionResult(KeyConversionResult):
     """A converted state dict and what happened to every key.
 
     Attributes:
@@ -706,48 +702,19 @@ class HFConversionResult:
     arch: HFRTDetrArch
     source_info: Dict[str, Any] = field(default_factory=dict)
 
-    def counts(self) -> Dict[str, Dict[str, int]]:
-        """Per part: ``{'converted': {'backbone': 102, ...}, ...}``."""
-        return dict(
-            converted=dict(Counter(_group(k) for _, k in self.converted)),
-            filled=dict(Counter(_group(k) for k in self.filled)),
-            new=dict(Counter(_group(k) for k in self.new)),
-            dropped=dict(Counter(_group(k) for k in self.dropped)))
+    CONVERTED_FROM = 'transformers RTDetrForObjectDetection'
+    KEY_LISTS = (('filled',
+                  'filled (BN num_batches_tracked = 0, not in the weights)'),
+                 ('new', 'new (left at init)'), ('dropped', 'dropped'))
+    _part = staticmethod(_group)
 
-    def summary(self) -> str:
-        """Counts per part, as the CLI prints them."""
-        titles = dict(
-            converted='converted',
-            filled='filled (BN num_batches_tracked = 0, not in the weights)',
-            new='new (left at init)',
-            dropped='dropped')
+    def _converted_note(self) -> str:
         hf_tensors = sum(len(keys) for keys, _ in self.converted)
-        lines = []
-        for kind, groups in self.counts().items():
-            total = sum(groups.values())
-            detail = ', '.join(f'{name} {n}' for name, n in groups.items())
-            extra = f' from {hf_tensors} transformers tensors' \
-                if kind == 'converted' else ''
-            lines.append(f'{titles[kind]}: {total}{extra}' +
-                         (f' ({detail})' if detail else ''))
-        return '\n'.join(lines)
+        return f' from {hf_tensors} transformers tensors'
 
-    def meta(self, source: str) -> Dict[str, Any]:
-        """The checkpoint's ``meta``: plain types only, so the file loads
-        with ``weights_only=True``."""
+    def _model_meta(self) -> Dict[str, Any]:
         return dict(
-            converted_from='transformers RTDetrForObjectDetection',
-            source=source,
-            **{
-                f'source_{k}': v
-                for k, v in self.source_info.items()
-            },
-            arch=f'r{self.arch.depth}vd',
-            cfg_options=self.arch.cfg_options(),
-            counts=self.counts(),
-            filled_keys=list(self.filled),
-            new_keys=list(self.new),
-            dropped_keys=list(self.dropped))
+            arch=f'r{self.arch.depth}vd', cfg_options=self.arch.cfg_options())
 
 
 def _problem_list(problems: List[str]) -> str:

@@ -60,13 +60,15 @@ import importlib.metadata
 import inspect
 import pickle
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
+# WeightConversionError stays importable from this module.
+from ..weight_conversion import KeyConversionResult, WeightConversionError
+from ..weight_conversion import tensor_shape as _shape
 from .psalm_dual_head import PSALMDualHead
 from .yolov8_csp_darknet import STAGES, YOLOv8CSPDarknet, scaled_channels
 
@@ -105,15 +107,6 @@ _KIND_NAMES = dict(conv='Conv', c2f='C2f', sppf='SPPF', conv2d='plain Conv2d')
 _ULTRALYTICS, _OURS = 0, 1
 # Problems listed in one error before "and N more".
 _MAX_LISTED = 12
-
-
-class WeightConversionError(ValueError):
-    """Weights that do not convert: unmapped keys, shape mismatches, or a
-    layout that is not YOLOv8's."""
-
-
-def _shape(tensor: torch.Tensor) -> Tuple[int, ...]:
-    return tuple(tensor.shape)
 
 
 @dataclass(frozen=True)
@@ -426,7 +419,7 @@ def _group(key: str) -> str:
 
 
 @dataclass
-class ConversionResult:
+class ConversionResult(KeyConversionResult):
     """A converted state dict and what happened to every key.
 
     Attributes:
@@ -447,42 +440,15 @@ class ConversionResult:
     size: YOLOv8Size
     source_info: Dict[str, Any] = field(default_factory=dict)
 
-    def counts(self) -> Dict[str, Dict[str, int]]:
-        """Per part: ``{'converted': {'backbone': 162, ...}, 'new': ...,
-        'dropped': ...}``."""
-        return dict(
-            converted=dict(Counter(_group(k) for _, k in self.converted)),
-            new=dict(Counter(_group(k) for k in self.new)),
-            dropped=dict(Counter(_group(k) for k in self.dropped)))
+    CONVERTED_FROM = 'ultralytics YOLOv8'
+    KEY_LISTS = (('new', 'new (left at init)'), ('dropped', 'dropped'))
+    _part = staticmethod(_group)
 
-    def summary(self) -> str:
-        """Counts per part, as the CLI prints them."""
-        titles = dict(
-            converted='converted', new='new (left at init)', dropped='dropped')
-        lines = []
-        for kind, groups in self.counts().items():
-            total = sum(groups.values())
-            detail = ', '.join(f'{name} {n}' for name, n in groups.items())
-            lines.append(f'{titles[kind]}: {total}' +
-                         (f' ({detail})' if detail else ''))
-        return '\n'.join(lines)
-
-    def meta(self, source: str) -> Dict[str, Any]:
-        """The checkpoint's ``meta``: plain types only, so the file loads
-        with ``weights_only=True``."""
+    def _model_meta(self) -> Dict[str, Any]:
         return dict(
-            converted_from='ultralytics YOLOv8',
-            source=source,
-            **{
-                f'source_{k}': v
-                for k, v in self.source_info.items()
-            },
             size=self.size.name or 'custom',
             cfg_options=self.size.cfg_options(),
-            ultralytics_num_classes=self.size.num_classes,
-            counts=self.counts(),
-            new_keys=list(self.new),
-            dropped_keys=list(self.dropped))
+            ultralytics_num_classes=self.size.num_classes)
 
 
 def _module_of(key: str) -> str:
