@@ -17,13 +17,15 @@ interval over scenes, the paired interval of network - MUSIC, the fraction
 of gross errors (> 5 deg) and the RMSE of the rest. Then the checks: the
 network never worse than MUSIC (RMSE <= MUSIC's RMSE + the half-width of
 its interval, every cell), the reduction against MUSIC pooled over each
-regime (also against smoothed MUSIC and the network-free switch), and
+regime (also against smoothed MUSIC and the network-free switch; few
+snapshots and correlation also without the low-SNR rows), and
 network / sqrt(CRB) at 10-20 dB with T = 32. Writes everything to
 ``--out`` (JSON; ``tools/plot_ris_rmse.py`` draws it).
 Usage::
 
     python benchmarks/bench_ris_rmse.py [--config CONFIG] [--iters N]
         [--scenes 100] [--checkpoint CKPT] [--out JSON]
+    python benchmarks/bench_ris_rmse.py --report JSON  # tables again
 """
 import argparse
 import json
@@ -84,6 +86,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--out',
         default=None,
         help='JSON output (default: WORK_DIR/rmse.json)')
+    parser.add_argument(
+        '--report',
+        default=None,
+        metavar='JSON',
+        help='print the tables of an earlier run\'s JSON and exit')
     return parser.parse_args(argv)
 
 
@@ -163,6 +170,12 @@ def pooled_reduction(records: List[dict], baseline: str) -> Dict:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.report:
+        with open(args.report) as f:
+            result = json.load(f)
+        print(report(result))
+        print(markdown_tables(result))
+        return result
     # Before numpy/torch load their BLAS: the simulation's small matrix
     # products were ~30x slower with 2 BLAS threads than with 1 here.
     for var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
@@ -224,6 +237,13 @@ def main(argv=None) -> dict:
         low_snr=pooled['snr'],
         snapshots=pooled['snapshots'],
         correlation=pooled['correlation'])
+    # The same regimes without the low-SNR rows, which belong to both
+    # regimes and dominate a pooled RMSE (tens of degrees where every
+    # method fails): one factor at a time.
+    for name in ('snapshots', 'correlation'):
+        pools[f'{name}_above_low_snr'] = [
+            r for r in pooled[name] if r['snr'] > LOW_SNR[1]
+        ]
     # The classical answers on the same scenes: smoothing, and the fit test
     # switching to it without a network.
     versus = dict(fbss='music_fbss', classical_switch='classical_switch')
@@ -278,6 +298,7 @@ def main(argv=None) -> dict:
     with open(out, 'w') as f:
         json.dump(result, f, indent=1)
     print(report(result))
+    print(markdown_tables(result))
     print(f'metrics in {out}')
     return result
 
@@ -330,6 +351,86 @@ def report(result: dict) -> str:
     lines.append(
         f'\nnever worse than MUSIC: {len(result["never_worse"]) - failed}'
         f'/{len(result["never_worse"])} cells')
+    return '\n'.join(lines)
+
+
+# Rows of the per-setting tables, {column: label}; the network and MUSIC
+# rows carry their 95% intervals.
+SETTING_ROWS = dict(
+    network='network',
+    music='MUSIC on R̂',
+    music_fbss='FB-SS MUSIC',
+    classical_switch='switch without network',
+    network_raw='network covariance alone',
+    sqrt_crb='√CRB')
+REGIME_LABELS = dict(
+    low_snr='low SNR (−15…−5 dB, config T)',
+    snapshots='few snapshots (all SNRs)',
+    correlation='correlated (all SNRs)',
+    snapshots_above_low_snr='few snapshots, above the low-SNR range',
+    correlation_above_low_snr='correlated, above the low-SNR range')
+
+
+def _g(value: float, digits: int = 3) -> str:
+    return f'{value:.{digits}g}'
+
+
+def markdown_tables(result: dict) -> str:
+    """The README's tables: per setting (regime, T, correlation) one row
+    per column over the SNRs, then the pooled reductions."""
+    settings: Dict[tuple, List[dict]] = {}
+    for c in result['cells']:
+        key = (c['regime'], c['num_snapshots'], c['correlation'])
+        settings.setdefault(key, []).append(c)
+    columns = set(result['columns'])
+    lines = []
+    for (regime, t, corr), cells in settings.items():
+        what = 'uncorrelated' if corr == 0 else f'correlation {corr:g}'
+        lines += [
+            f'**{what}, T = {t}** (RMSE, degrees; network / MUSIC: 95% '
+            'interval)', '',
+            '| SNR (dB) | ' + ' | '.join(_g(c['snr']) for c in cells) + ' |',
+            '| --- ' * (len(cells) + 1) + '|'
+        ]
+        for col, label in SETTING_ROWS.items():
+            if col not in columns:
+                continue
+            values = []
+            for c in cells:
+                text = _g(c[f'rmse_{col}'])
+                if col in ('network', 'music'):
+                    lo, hi = c[f'ci_{col}']
+                    text += f' [{_g(lo, 2)}, {_g(hi, 2)}]'
+                values.append(text)
+            lines.append(f'| {label} | ' + ' | '.join(values) + ' |')
+        lines.append('| gross errors, network / MUSIC | ' +
+                     ' | '.join(f"{100 * c['gross_network']:.1f}% / "
+                                f"{100 * c['gross_music']:.1f}%"
+                                for c in cells) + ' |')
+        lines.append('| RMSE without gross errors, network / MUSIC | ' +
+                     ' | '.join(f"{_g(c['rmse_fine_network'])} / "
+                                f"{_g(c['rmse_fine_music'])}"
+                                for c in cells) + ' |')
+        lines.append('')
+    regimes = result['regimes']
+    lines += [
+        '| regime (pooled over its cells) | network | MUSIC on R̂ | '
+        'reduction | FB-SS MUSIC | switch without network |',
+        '| --- | --- | --- | --- | --- | --- |'
+    ]
+    for name, label in REGIME_LABELS.items():
+        r = regimes[name]
+        row = [
+            label,
+            _g(r['network']),
+            _g(r['baseline_rmse']), f"{100 * r['reduction']:.1f}%"
+        ]
+        for short in ('fbss', 'classical_switch'):
+            other = regimes.get(f'{name}_vs_{short}')
+            row.append('' if other is
+                       None else f"{_g(other['baseline_rmse'])} "
+                       f"({100 * other['reduction']:.1f}%)")
+        lines.append('| ' + ' | '.join(row) + ' |')
     return '\n'.join(lines)
 
 

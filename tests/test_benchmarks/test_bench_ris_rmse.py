@@ -56,7 +56,8 @@ def test_trains_evaluates_every_regime_and_plots(tmp_path):
             assert lo <= cell[f'rmse_{column}'] <= hi
     assert set(result['regimes']) == {
         f'{regime}{versus}'
-        for regime in ('low_snr', 'snapshots', 'correlation')
+        for regime in ('low_snr', 'snapshots', 'correlation',
+                       'snapshots_above_low_snr', 'correlation_above_low_snr')
         for versus in ('', '_vs_fbss', '_vs_classical_switch')
     }
     assert result['columns'] == [
@@ -64,9 +65,24 @@ def test_trains_evaluates_every_regime_and_plots(tmp_path):
         'classical_switch', 'sqrt_crb'
     ]
     assert len(result['never_worse']) == 21
+    # 3 scenes at each of the 4 SNRs above -5 dB (T = 4).
+    assert result['regimes']['snapshots_above_low_snr']['scenes'] == 12
     assert [b['snr'] for b in result['bound']] == [10.0, 20.0]
     assert 'never worse than MUSIC:' in proc.stdout
     assert result['iters'] == 4 and result['train_seconds'] > 0
+
+    # The README's tables, printed again from the JSON alone.
+    tables = subprocess.run(
+        [sys.executable, 'benchmarks/bench_ris_rmse.py', '--report',
+         str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=120).stdout
+    assert '**uncorrelated, T = 4**' in tables
+    assert '**correlation 1, T = 32**' in tables
+    rows = [r for r in tables.splitlines() if r.startswith('| network |')]
+    # One per setting, each a label and the 7 SNRs.
+    assert len(rows) == 3 and all(r.count('|') == 9 for r in rows)
+    reduction = result['regimes']['snapshots']['reduction']
+    assert f'| {100 * reduction:.1f}% |' in tables
 
     plot_tool = load_tool('plot_ris_rmse')
     png = tmp_path / 'rmse.png'
