@@ -64,6 +64,8 @@ val_evaluator = dict(
     # Decodings of the network's covariance the test may switch to:
     # MUSIC, and smoothed MUSIC for pairs it leaves coherent (plain arrays).
     network_decoders=('music', 'fbss'),
+    # A replacement moves to the nearest DML fit of the sample covariance.
+    refine_switched=True,
     smoothing=True,  # also report forward-backward smoothed MUSIC
     gross_threshold=5.0)  # degrees; larger errors count as gross
 test_evaluator = val_evaluator

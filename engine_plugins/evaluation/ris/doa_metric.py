@@ -11,7 +11,7 @@ from mmengine.logging import print_log
 from engine_plugins.registry import METRICS
 from engine_plugins.structures import ArrayGeometry
 from .crb import crb_mse_deg2, matched_source_errors
-from .fit_selection import prefer_candidate, select_candidate
+from .fit_selection import prefer_candidate, refine_fit, select_candidate
 from .music import MusicEstimator
 from .spatial_smoothing import fb_spatial_smoothing, subarray_shape
 
@@ -69,6 +69,12 @@ class RISDoAMetric(BaseMetric):
             (smoothed MUSIC, which separates pairs the covariance leaves
             coherent: coherent sources, or close pairs with few
             snapshots; ignored in RIS mode).
+        refine_switched: Move an estimate that replaced MUSIC's (in
+            ``network`` and ``classical_switch``) to the nearest minimum
+            of the DML criterion on the sample covariance, within two
+            grid steps (:func:`.fit_selection.refine_fit`): the
+            replacement keeps its resolved sources and loses the error
+            of the covariance it was decoded from.
         smoothing: Add the ``music_fbss`` column (ignored in RIS mode).
         gross_threshold: Degrees above which a source's error is gross.
 
@@ -91,6 +97,7 @@ class RISDoAMetric(BaseMetric):
                  select_by_fit: bool = True,
                  fit_alpha: float = 0.05,
                  network_decoders: Sequence[str] = ('music', 'fbss'),
+                 refine_switched: bool = True,
                  smoothing: bool = True,
                  gross_threshold: float = 5.0,
                  collect_device: str = 'cpu',
@@ -109,9 +116,12 @@ class RISDoAMetric(BaseMetric):
                 f'RISDoAMetric: network_decoders={list(network_decoders)}; '
                 f'choose one or more of {list(DECODERS)}')
         self.decoders = [d for d in network_decoders if d == 'music' or plain]
+        self.refine_switched = refine_switched
         self.gross_threshold = gross_threshold
         self.search = dict(
             az_range=az_range, el_range=el_range, grid_step=grid_step)
+        self.bounds = [tuple(az_range),
+                       tuple(el_range)][:self.geometry.angle_dims]
         self.music = MusicEstimator(self.geometry, **
                                     self.search) if decode else None
         self._smoothed: Dict[tuple, MusicEstimator] = {}
@@ -151,10 +161,10 @@ class RISDoAMetric(BaseMetric):
             choice = select_candidate(self.geometry, cov,
                                       list(decoded.values()), music, snapshots,
                                       self.fit_alpha)
-            out = dict(
-                network=music
-                if choice is None else list(decoded.values())[choice],
-                **decoded)
+            network = music
+            if choice is not None:
+                network = self.switched(cov, list(decoded.values())[choice])
+            out = dict(network=network, **decoded)
         out['music'] = music
         if self.smoothing:
             out['music_fbss'] = self.smoothed_music(cov, k)
@@ -163,8 +173,16 @@ class RISDoAMetric(BaseMetric):
                                           out['music_fbss'], music, snapshots,
                                           self.fit_alpha)
                 out['classical_switch'] = (
-                    out['music_fbss'] if switch else music)
+                    self.switched(cov, out['music_fbss']) if switch else music)
         return out
+
+    def switched(self, cov: np.ndarray, estimate: np.ndarray) -> np.ndarray:
+        """An estimate that replaces MUSIC's, refined on the sample
+        covariance if ``refine_switched``."""
+        if not self.refine_switched:
+            return estimate
+        return refine_fit(self.geometry, cov, estimate, self.bounds,
+                          2 * self.search['grid_step'])
 
     def decode_with(self, decoder: str, cov: np.ndarray, k: int) -> np.ndarray:
         """Directions from ``cov`` by ``'music'`` or ``'fbss'``."""

@@ -8,7 +8,8 @@ import pytest
 from mmengine.dataset import default_collate
 
 from engine_plugins.datasets.ris import RISDoADataset
-from engine_plugins.evaluation.ris import RISDoAMetric, crb_mse_deg2
+from engine_plugins.evaluation.ris import (RISDoAMetric, crb_mse_deg2,
+                                           residual_power)
 from engine_plugins.models.ris import RISCovarianceNet
 
 GEOMETRY = dict(rows=4, cols=4)
@@ -161,6 +162,24 @@ def test_smoothed_decoding_of_the_network_and_the_classical_switch():
     ideal = a @ a.conj().T + 0.1 * np.eye(8)
     est = metric.estimates(_sample(ideal, ideal, truth))
     np.testing.assert_allclose(est['classical_switch'], est['music'])
+    # From a sampled coherent covariance the switched estimate is moved to
+    # a better fit of it; without refine_switched it is the candidate.
+    rng = np.random.default_rng(0)
+    s = np.ones((2, 1)) * (rng.standard_normal((1, 16)) + 1j *
+                           rng.standard_normal((1, 16))) / np.sqrt(2)
+    noise = (rng.standard_normal((8, 16)) +
+             1j * rng.standard_normal((8, 16))) * np.sqrt(0.05)
+    x = a @ s + noise
+    sample = _sample(x @ x.conj().T / 16, x @ x.conj().T / 16, truth, 16)
+    plain = RISDoAMetric(geometry=geo, az_range=(-60, 60), grid_step=0.5,
+                         refine_switched=False).estimates(sample)
+    np.testing.assert_array_equal(plain['network'],
+                                  plain['network_raw_fbss'])
+    refined = metric.estimates(sample)
+    assert 0 < np.abs(refined['network'] - plain['network']).max() <= 1.0
+    assert residual_power(metric.geometry, sample['cov'], refined[
+        'network']) < residual_power(metric.geometry, sample['cov'],
+                                     plain['network'])
     # Only MUSIC decoding: the smoothed candidate is gone.
     only = RISDoAMetric(geometry=geo, network_decoders=('music', ))
     assert 'network_raw_fbss' not in only.columns
