@@ -354,15 +354,10 @@ def report(result: dict) -> str:
     return '\n'.join(lines)
 
 
-# Rows of the per-setting tables, {column: label}; the network and MUSIC
-# rows carry their 95% intervals.
-SETTING_ROWS = dict(
-    network='network',
-    music='MUSIC on R̂',
-    music_fbss='FB-SS MUSIC',
-    classical_switch='switch without network',
-    network_raw='network covariance alone',
-    sqrt_crb='√CRB')
+# Rows of the per-setting tables; the network and MUSIC rows carry their
+# 95% intervals.
+SETTING_ROWS = ('network', 'music', 'music_fbss', 'classical_switch',
+                'network_raw', 'sqrt_crb')
 REGIME_LABELS = dict(
     low_snr='low SNR (−15…−5 dB, config T)',
     snapshots='few snapshots (all SNRs)',
@@ -378,6 +373,7 @@ def _g(value: float, digits: int = 3) -> str:
 def markdown_tables(result: dict) -> str:
     """The README's tables: per setting (regime, T, correlation) one row
     per column over the SNRs, then the pooled reductions."""
+    from engine_plugins.evaluation.ris import COLUMN_LABELS
     settings: Dict[tuple, List[dict]] = {}
     for c in result['cells']:
         key = (c['regime'], c['num_snapshots'], c['correlation'])
@@ -392,9 +388,10 @@ def markdown_tables(result: dict) -> str:
             '| SNR (dB) | ' + ' | '.join(_g(c['snr']) for c in cells) + ' |',
             '| --- ' * (len(cells) + 1) + '|'
         ]
-        for col, label in SETTING_ROWS.items():
+        for col in SETTING_ROWS:
             if col not in columns:
                 continue
+            label = COLUMN_LABELS[col]
             values = []
             for c in cells:
                 text = _g(c[f'rmse_{col}'])
@@ -414,8 +411,8 @@ def markdown_tables(result: dict) -> str:
         lines.append('')
     regimes = result['regimes']
     lines += [
-        '| regime (pooled over its cells) | network | MUSIC on R̂ | '
-        'reduction | FB-SS MUSIC | switch without network |',
+        '| regime (pooled over its cells) | network | MUSIC | reduction | '
+        'FB-SS MUSIC | switch without network |',
         '| --- | --- | --- | --- | --- | --- |'
     ]
     for name, label in REGIME_LABELS.items():

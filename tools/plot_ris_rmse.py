@@ -17,7 +17,9 @@ Example:
 """
 import argparse
 import json
+import os.path as osp
 import re
+import sys
 from typing import Dict, List, Optional
 
 import matplotlib
@@ -25,16 +27,20 @@ import matplotlib
 matplotlib.use('Agg')  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
+# From a clone, use the clone's package even if another copy is installed.
+_REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if osp.isdir(osp.join(_REPO, 'engine_plugins')):
+    sys.path.insert(0, _REPO)
+from engine_plugins.evaluation.ris import COLUMN_LABELS  # noqa: E402
+
 KEY = re.compile(
     r'rmse_(network|network_raw|music|music_fbss|classical_switch|sqrt_crb)'
     r'@(-?[0-9.]+)dB$')
-LABELS = dict(
-    network='network (fit-checked)',
-    network_raw='network covariance + MUSIC',
-    music='MUSIC (sample covariance)',
-    music_fbss='FB spatial smoothing MUSIC',
-    classical_switch='MUSIC, switched to FB-SS by the fit test',
-    sqrt_crb='sqrt(CRB)')
+LABELS = {
+    c: COLUMN_LABELS[c]
+    for c in ('network', 'network_raw', 'music', 'music_fbss',
+              'classical_switch', 'sqrt_crb')
+}
 STYLES = dict(
     network='o-', network_raw='x:', music='s--', music_fbss='^-.',
     classical_switch='v:', sqrt_crb='k:')

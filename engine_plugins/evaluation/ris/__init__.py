@@ -1,15 +1,15 @@
 """DoA evaluation: MUSIC, the stochastic CRB and the registered metric."""
 from .crb import (crb_mse_deg2, matched_errors, matched_source_errors,
                   stochastic_crb)
-from .doa_metric import RISDoAMetric
-from .fit_selection import (fit_excess, prefer_candidate, residual_power,
-                            select_candidate)
+from .doa_metric import COLUMN_LABELS, RISDoAMetric
+from .fit_selection import (fit_excess, prefer_candidate, refine_fit,
+                            residual_power, select_candidate)
 from .music import MusicEstimator
 from .spatial_smoothing import fb_spatial_smoothing, subarray_shape
 
 __all__ = [
-    'MusicEstimator', 'RISDoAMetric', 'crb_mse_deg2', 'fb_spatial_smoothing',
-    'fit_excess', 'matched_errors', 'matched_source_errors',
-    'prefer_candidate', 'residual_power', 'select_candidate', 'stochastic_crb',
-    'subarray_shape'
+    'COLUMN_LABELS', 'MusicEstimator', 'RISDoAMetric', 'crb_mse_deg2',
+    'fb_spatial_smoothing', 'fit_excess', 'matched_errors',
+    'matched_source_errors', 'prefer_candidate', 'refine_fit',
+    'residual_power', 'select_candidate', 'stochastic_crb', 'subarray_shape'
 ]

@@ -17,6 +17,15 @@ from .spatial_smoothing import fb_spatial_smoothing, subarray_shape
 
 # Decoders of the network's covariance and the columns they fill.
 DECODERS = dict(music='network_raw', fbss='network_raw_fbss')
+# What each column is, for tables and plots.
+COLUMN_LABELS = dict(
+    network='network',
+    network_raw='network covariance alone',
+    network_raw_fbss='network covariance alone, smoothed',
+    music='MUSIC on the sample covariance',
+    music_fbss='FB spatial smoothing MUSIC',
+    classical_switch='switch without network',
+    sqrt_crb='sqrt(CRB)')
 REQUIRED = ('pred_cov', 'cov', 'cov_true', 'angles', 'num_sources', 'snr_db')
 
 

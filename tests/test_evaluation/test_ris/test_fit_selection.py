@@ -1,14 +1,14 @@
 """The one-sided fit test that lets the network's estimate replace
-MUSIC's: by hand on a 2-element ULA, and its false-switch rate."""
+MUSIC's: by hand on a 2-element ULA, its false-switch rate, and the DML
+refinement of a replacement."""
 import numpy as np
 import pytest
 
 from engine_plugins.datasets.ris.simulation import simulate_scene
 from engine_plugins.evaluation.ris import (MusicEstimator, crb_mse_deg2,
                                            fit_excess, matched_source_errors,
-                                           prefer_candidate, residual_power,
-                                           select_candidate)
-from engine_plugins.evaluation.ris.fit_selection import refine_fit
+                                           prefer_candidate, refine_fit,
+                                           residual_power, select_candidate)
 from engine_plugins.structures import ArrayGeometry
 
 ULA2 = ArrayGeometry(2, 1)
