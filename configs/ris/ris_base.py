@@ -64,6 +64,12 @@ val_evaluator = dict(
     # Decodings of the network's covariance the test may switch to:
     # MUSIC, and smoothed MUSIC for pairs it leaves coherent (plain arrays).
     network_decoders=('music', 'fbss'),
+    # Each decoding offers the K of its K + candidate_peaks highest peaks
+    # that fit the sample covariance best (0: its K highest).
+    candidate_peaks=4,
+    # The network's test also weighs the sample covariance's own
+    # candidates (those of the network-free switch).
+    sample_candidates=True,
     # A replacement moves to the nearest DML fit of the sample covariance.
     refine_switched=True,
     smoothing=True,  # also report forward-backward smoothed MUSIC

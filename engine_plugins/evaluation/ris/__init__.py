@@ -2,14 +2,14 @@
 from .crb import (crb_mse_deg2, matched_errors, matched_source_errors,
                   stochastic_crb)
 from .doa_metric import COLUMN_LABELS, RISDoAMetric
-from .fit_selection import (fit_excess, prefer_candidate, refine_fit,
-                            residual_power, select_candidate)
+from .fit_selection import (best_subset, fit_excess, prefer_candidate,
+                            refine_fit, residual_power, select_candidate)
 from .music import MusicEstimator
 from .spatial_smoothing import fb_spatial_smoothing, subarray_shape
 
 __all__ = [
-    'COLUMN_LABELS', 'MusicEstimator', 'RISDoAMetric', 'crb_mse_deg2',
-    'fb_spatial_smoothing', 'fit_excess', 'matched_errors',
+    'COLUMN_LABELS', 'MusicEstimator', 'RISDoAMetric', 'best_subset',
+    'crb_mse_deg2', 'fb_spatial_smoothing', 'fit_excess', 'matched_errors',
     'matched_source_errors', 'prefer_candidate', 'refine_fit',
     'residual_power', 'select_candidate', 'stochastic_crb', 'subarray_shape'
 ]

@@ -11,7 +11,8 @@ from mmengine.logging import print_log
 from engine_plugins.registry import METRICS
 from engine_plugins.structures import ArrayGeometry
 from .crb import crb_mse_deg2, matched_source_errors
-from .fit_selection import prefer_candidate, refine_fit, select_candidate
+from .fit_selection import (best_subset, refine_fit, residual_power,
+                            select_candidate)
 from .music import MusicEstimator
 from .spatial_smoothing import fb_spatial_smoothing, subarray_shape
 
@@ -25,8 +26,40 @@ COLUMN_LABELS = dict(
     music='MUSIC on the sample covariance',
     music_fbss='FB spatial smoothing MUSIC',
     classical_switch='switch without network',
+    fit_oracle='truth-aided fit (reference)',
     sqrt_crb='sqrt(CRB)')
 REQUIRED = ('pred_cov', 'cov', 'cov_true', 'angles', 'num_sources', 'snr_db')
+
+
+class Decoding:
+    """Grid peaks of one decoder (a MUSIC estimator on the covariance it
+    searches: the array's, or a smoothed subarray's), highest first.
+    Only the rows that are used get refined, each set once: refinement is
+    most of MUSIC's cost."""
+
+    def __init__(self, music: MusicEstimator, cov: np.ndarray,
+                 num_sources: int, peaks: np.ndarray) -> None:
+        self.music, self.cov = music, cov
+        self.num_sources, self.peaks = num_sources, peaks
+        self._refined: Dict[tuple, np.ndarray] = {}
+
+    def refined(self, rows: Sequence[int]) -> np.ndarray:
+        rows = tuple(int(r) for r in rows)
+        if rows not in self._refined:
+            self._refined[rows] = self.music.refine_peaks(
+                self.cov, self.num_sources, self.peaks[list(rows)])
+        return self._refined[rows]
+
+    def estimate(self) -> np.ndarray:
+        """The decoder's estimate: its ``K`` highest peaks, refined."""
+        return self.refined(range(self.num_sources))
+
+    def candidate(self, geometry: ArrayGeometry, sample_cov: np.ndarray,
+                  min_distance: float) -> np.ndarray:
+        """The ``K`` peaks that fit ``sample_cov`` best, refined."""
+        return self.refined(
+            best_subset(geometry, sample_cov, self.peaks, self.num_sources,
+                        min_distance))
 
 
 @METRICS.register_module()
@@ -37,7 +70,8 @@ class RISDoAMetric(BaseMetric):
     * ``network``: the network's estimate: MUSIC on its covariance, or,
       with ``select_by_fit``, MUSIC on the sample covariance unless the
       sample covariance rejects that estimate in favour of one of the
-      network covariance's decodings (``network_decoders``) by a
+      network covariance's decodings (``network_decoders``; with
+      ``sample_candidates`` also those of ``classical_switch``) by a
       likelihood-ratio test at false-switch rate ``fit_alpha``
       (:mod:`.fit_selection`), so the learned correction acts where MUSIC
       fails and does nothing elsewhere;
@@ -50,9 +84,18 @@ class RISDoAMetric(BaseMetric):
     * ``music_fbss`` (with ``smoothing``, plain arrays only):
       forward-backward spatially smoothed MUSIC, the classical answer to
       correlated and coherent sources (:mod:`.spatial_smoothing`);
-    * ``classical_switch`` (with ``select_by_fit`` and ``smoothing``): the
-      same test choosing between ``music`` and ``music_fbss``, both on the
-      sample covariance: what the switch gains without a network;
+    * ``classical_switch`` (with ``select_by_fit``, and ``smoothing`` or
+      ``candidate_peaks``): the same test with candidates from the sample
+      covariance alone (smoothed MUSIC, and the best subset of MUSIC's own
+      peaks): what the switch gains without a network;
+    * ``fit_oracle``: a reference that knows the truth: MUSIC's estimate,
+      replaced by the local DML fit around the true directions wherever
+      the sample covariance fits them better than MUSIC's estimate. Where
+      the data prefer MUSIC's wrong answer to the truth, an estimator that
+      follows the data's fit cannot be expected to find the truth, so this
+      column shows roughly what following the fit can reach; in the
+      threshold region, where sqrt(CRB) says nothing about gross errors,
+      it is the more telling floor;
     * ``sqrt_crb``: the root of the mean stochastic CRB diagonal.
 
     The source count K is known. A source whose matched error exceeds
@@ -78,6 +121,13 @@ class RISDoAMetric(BaseMetric):
             (smoothed MUSIC, which separates pairs the covariance leaves
             coherent: coherent sources, or close pairs with few
             snapshots; ignored in RIS mode).
+        candidate_peaks: Peaks beyond K each decoding offers the test: its
+            candidate is the K of its ``K + candidate_peaks`` highest
+            peaks that fit the sample covariance best
+            (:func:`.fit_selection.best_subset`); 0: its K highest.
+        sample_candidates: The test in ``network`` also weighs the
+            candidates ``classical_switch`` has from the sample covariance,
+            so the network adds candidates rather than replacing them.
         refine_switched: Move an estimate that replaced MUSIC's (in
             ``network`` and ``classical_switch``) to the nearest minimum
             of the DML criterion on the sample covariance, within two
@@ -106,6 +156,8 @@ class RISDoAMetric(BaseMetric):
                  select_by_fit: bool = True,
                  fit_alpha: float = 0.05,
                  network_decoders: Sequence[str] = ('music', 'fbss'),
+                 candidate_peaks: int = 4,
+                 sample_candidates: bool = True,
                  refine_switched: bool = True,
                  smoothing: bool = True,
                  gross_threshold: float = 5.0,
@@ -125,6 +177,11 @@ class RISDoAMetric(BaseMetric):
                 f'RISDoAMetric: network_decoders={list(network_decoders)}; '
                 f'choose one or more of {list(DECODERS)}')
         self.decoders = [d for d in network_decoders if d == 'music' or plain]
+        if candidate_peaks < 0:
+            raise ValueError('RISDoAMetric: candidate_peaks must be >= 0, '
+                             f'got {candidate_peaks}')
+        self.candidate_peaks = candidate_peaks
+        self.sample_candidates = sample_candidates
         self.refine_switched = refine_switched
         self.gross_threshold = gross_threshold
         self.search = dict(
@@ -140,64 +197,97 @@ class RISDoAMetric(BaseMetric):
         self.columns.append('music')
         if self.smoothing:
             self.columns.append('music_fbss')
-            if self.select:
-                self.columns.append('classical_switch')
+        if self.select and (self.smoothing or candidate_peaks):
+            self.columns.append('classical_switch')
+        self.columns.append('fit_oracle')
 
     def smoothed_music(self, cov: np.ndarray, k: int) -> np.ndarray:
         """Forward-backward spatially smoothed MUSIC estimate."""
+        return self.decoding('fbss', cov, k, k).estimate()
+
+    def decoding(self,
+                 decoder: str,
+                 cov: np.ndarray,
+                 k: int,
+                 num_peaks: Optional[int] = None) -> Decoding:
+        """The ``num_peaks`` (default ``K + candidate_peaks``) highest grid
+        peaks of ``cov`` by ``'music'`` or ``'fbss'``."""
+        num = num_peaks or k + self.candidate_peaks
+        if decoder == 'music':
+            return Decoding(self.music, cov, k, self.music.peaks(cov, k, num))
         shape = subarray_shape(self.geometry, k)
         if shape not in self._smoothed:
             sub = ArrayGeometry(
                 rows=shape[0], cols=shape[1], spacing=self.geometry.spacing)
             self._smoothed[shape] = MusicEstimator(sub, **self.search)
+        music = self._smoothed[shape]
         smoothed = fb_spatial_smoothing(cov, self.geometry, *shape)
-        return self._smoothed[shape].estimate(smoothed, k)
+        return Decoding(music, smoothed, k, music.peaks(smoothed, k, num))
 
     def estimates(self, sample: dict) -> Dict[str, np.ndarray]:
         """Every column's direction estimates ``(K, dims)`` (degrees) for
         one sample."""
         k = int(sample['num_sources'])
         cov = sample['cov']
-        music = self.music.estimate(cov, k)
         if not self.select:
             out = dict(network=self.music.estimate(sample['pred_cov'], k))
-        else:
-            decoded = {
-                DECODERS[d]: self.decode_with(d, sample['pred_cov'], k)
-                for d in self.decoders
-            }
-            snapshots = int(sample.get('num_snapshots', self.num_snapshots))
-            choice = select_candidate(self.geometry, cov,
-                                      list(decoded.values()), music, snapshots,
-                                      self.fit_alpha)
-            network = music
-            if choice is not None:
-                network = self.switched(cov, list(decoded.values())[choice])
-            out = dict(network=network, **decoded)
+            out['music'] = self.music.estimate(cov, k)
+            if self.smoothing:
+                out['music_fbss'] = self.smoothed_music(cov, k)
+            return out
+        snapshots = int(sample.get('num_snapshots', self.num_snapshots))
+        learned = {
+            d: self.decoding(d, sample['pred_cov'], k)
+            for d in self.decoders
+        }
+        # The sample covariance's own candidates: the best subset of
+        # MUSIC's peaks, and smoothed MUSIC.
+        music_peaks = self.decoding('music', cov, k)
+        music = music_peaks.estimate()
+        own = {}
+        if self.candidate_peaks:
+            own['music'] = music_peaks
+        if self.smoothing:
+            own['fbss'] = self.decoding('fbss', cov, k)
+        pool = dict(learned)
+        if self.sample_candidates:
+            pool.update({f'sample_{d}': p for d, p in own.items()})
+        out = {'network': self.switch(cov, pool, music, snapshots)}
+        out.update({DECODERS[d]: p.estimate() for d, p in learned.items()})
         out['music'] = music
         if self.smoothing:
-            out['music_fbss'] = self.smoothed_music(cov, k)
-            if self.select:
-                switch = prefer_candidate(self.geometry, cov,
-                                          out['music_fbss'], music, snapshots,
-                                          self.fit_alpha)
-                out['classical_switch'] = (
-                    self.switched(cov, out['music_fbss']) if switch else music)
+            out['music_fbss'] = own['fbss'].estimate()
+        if own:
+            out['classical_switch'] = self.switch(cov, own, music, snapshots)
         return out
 
-    def switched(self, cov: np.ndarray, estimate: np.ndarray) -> np.ndarray:
-        """An estimate that replaces MUSIC's, refined on the sample
-        covariance if ``refine_switched``."""
+    def switch(self, cov: np.ndarray, decodings: Dict[str, Decoding],
+               music: np.ndarray, snapshots: int) -> np.ndarray:
+        """MUSIC's estimate, or the candidate of ``decodings`` that the
+        fit test prefers, refined on the sample covariance if
+        ``refine_switched``."""
+        candidates = [
+            d.candidate(self.geometry, cov, self.search['grid_step'])
+            for d in decodings.values()
+        ]
+        choice = select_candidate(self.geometry, cov, candidates, music,
+                                  snapshots, self.fit_alpha)
+        if choice is None:
+            return music
         if not self.refine_switched:
-            return estimate
-        return refine_fit(self.geometry, cov, estimate, self.bounds,
+            return candidates[choice]
+        return refine_fit(self.geometry, cov, candidates[choice], self.bounds,
                           2 * self.search['grid_step'])
 
-    def decode_with(self, decoder: str, cov: np.ndarray, k: int) -> np.ndarray:
-        """Directions from ``cov`` by ``'music'`` or ``'fbss'``."""
-        if decoder == 'fbss':
-            return self.smoothed_music(cov, k)
-        return self.music.estimate(cov, k)
+    def fit_oracle(self, cov: np.ndarray, true: np.ndarray,
+                   music: np.ndarray) -> np.ndarray:
+        """The truth's local DML fit if the sample covariance prefers the
+        true directions to MUSIC's estimate, else MUSIC's estimate."""
+        if not (residual_power(self.geometry, cov, true) < residual_power(
+                self.geometry, cov, music)):
+            return music
+        return refine_fit(self.geometry, cov, true, self.bounds,
+                          2 * self.search['grid_step'])
 
     def sample_result(self, sample: dict) -> dict:
         """The per-sample record :meth:`compute_metrics` aggregates: SNR,
@@ -216,7 +306,10 @@ class RISDoAMetric(BaseMetric):
         k = int(sample['num_sources'])
         true = sample['angles'][:k]
         snapshots = int(sample.get('num_snapshots', self.num_snapshots))
-        for name, est in self.estimates(sample).items():
+        estimates = self.estimates(sample)
+        estimates['fit_oracle'] = self.fit_oracle(sample['cov'], true,
+                                                  estimates['music'])
+        for name, est in estimates.items():
             errors = matched_source_errors(est, true)
             result[f'{name}_src'] = errors.tolist()
             result[name] = float(errors.sum())

@@ -24,6 +24,12 @@ comparison runs at ``alpha / m`` (Bonferroni), so the rate of switching
 away from a correct MUSIC estimate stays at most ``alpha``; among the
 candidates that pass, the best fit wins.
 
+A decoding may also offer more peaks than sources; :func:`best_subset`
+then makes its candidate the ``K`` of them that explain ``R_hat`` best,
+the DML estimate restricted to those peaks: in the threshold region (low
+SNR, few snapshots) a noise peak can outrank a source's peak in a
+spectrum while the data still fit the source better.
+
 A candidate that wins was decoded from another covariance than ``R_hat``
 (a learned one, or a smoothed one with a smaller aperture), so its
 position carries that covariance's error. :func:`refine_fit` moves it to
@@ -31,6 +37,7 @@ the nearest minimum of ``c`` on ``R_hat`` itself, the local DML
 estimate: the candidate picks the basin (the sources resolved), the data
 pick the position, which only lowers ``c`` further.
 """
+import itertools
 from typing import Optional, Sequence
 
 import numpy as np
@@ -99,6 +106,41 @@ def prefer_candidate(geometry: ArrayGeometry,
     false-switch rate ``alpha`` (see the module docstring)."""
     return select_candidate(geometry, cov, [candidate], reference,
                             num_snapshots, alpha) is not None
+
+
+def best_subset(geometry: ArrayGeometry,
+                cov: np.ndarray,
+                peaks: np.ndarray,
+                num_sources: int,
+                min_distance: float = 1.0) -> np.ndarray:
+    """Indices (ascending) of the ``num_sources`` rows of ``peaks``
+    (``(N, dims)`` degrees, ``N >= num_sources``) that minimize
+    ``c = tr(Pi_A^perp R)`` on ``cov``; of equal fits the subset of
+    earlier rows wins. Subsets with two directions closer than
+    ``min_distance`` degrees are skipped: their steering vectors are
+    nearly parallel and the span's second direction, fixed by rounding,
+    would fit noise. If every subset is skipped, the first rows win.
+    """
+    peaks = np.atleast_2d(np.asarray(peaks, dtype=np.float64))
+    if len(peaks) < num_sources:
+        raise ValueError(f'best_subset: {len(peaks)} peaks for '
+                         f'{num_sources} sources')
+    # c = tr(R) - tr((A^H A)^-1 A^H R A): the Gram matrices of all peaks
+    # once, then K x K blocks per subset (the distance rule keeps those
+    # well conditioned).
+    a = geometry.steering(np.radians(peaks))
+    gram = a.conj().T @ a
+    power = a.conj().T @ np.asarray(cov, dtype=np.complex128) @ a
+    gaps = np.linalg.norm(peaks[:, None] - peaks[None], axis=-1)
+    best, best_explained = np.arange(num_sources), -np.inf
+    for rows in itertools.combinations(range(len(peaks)), num_sources):
+        idx = np.ix_(rows, rows)
+        if (gaps[idx][np.triu_indices(num_sources, 1)] < min_distance).any():
+            continue
+        explained = np.trace(np.linalg.solve(gram[idx], power[idx])).real
+        if explained > best_explained:
+            best, best_explained = np.array(rows), explained
+    return best
 
 
 def refine_fit(geometry: ArrayGeometry,

@@ -154,7 +154,21 @@ class MusicEstimator:
 
     def estimate(self, cov: np.ndarray, num_sources: int) -> np.ndarray:
         """The ``num_sources`` directions, degrees, ``(K, dims)``."""
-        peaks = self.grid_peaks(self.spectrum(cov, num_sources), num_sources)
+        return self.refine_peaks(cov, num_sources,
+                                 self.peaks(cov, num_sources, num_sources))
+
+    def peaks(self, cov: np.ndarray, num_sources: int,
+              num_peaks: int) -> np.ndarray:
+        """Grid angles of the ``num_peaks`` highest peaks of the spectrum
+        for ``num_sources`` sources, highest first (unrefined; the first
+        ``num_sources`` rows are :meth:`estimate`'s starting points),
+        degrees, ``(num_peaks, dims)``."""
+        return self.grid_peaks(self.spectrum(cov, num_sources), num_peaks)
+
+    def refine_peaks(self, cov: np.ndarray, num_sources: int,
+                     peaks: np.ndarray) -> np.ndarray:
+        """Grid peaks (from :meth:`peaks`) refined inside their cells
+        (unchanged with ``refine=False``), degrees, ``(N, dims)``."""
         if not self.refine:
             return peaks
         signal = self.signal_subspace(cov, num_sources)

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from engine_plugins.datasets.ris.simulation import simulate_scene
-from engine_plugins.evaluation.ris import (MusicEstimator, crb_mse_deg2,
-                                           fit_excess, matched_source_errors,
+from engine_plugins.evaluation.ris import (MusicEstimator, best_subset,
+                                           crb_mse_deg2, fit_excess,
+                                           matched_source_errors,
                                            prefer_candidate, refine_fit,
                                            residual_power, select_candidate)
 from engine_plugins.structures import ArrayGeometry
@@ -50,6 +51,32 @@ def test_several_candidates_share_alpha_and_the_best_fit_wins():
     # 2 + cos(pi sin 10 deg) = 2.855 of the trace, [[0]] explains 3.
     assert select_candidate(ULA2, COV, [better, [[10.0]]], worse, 100) == 0
     assert select_candidate(ULA2, COV, [[[10.0]], better], worse, 100) == 1
+
+
+def test_best_subset_by_hand():
+    # One source: the peak with the smallest residual (1 at az 0, 1.145 at
+    # 10 deg, 3 at 90 deg; see above), wherever it is in the list.
+    np.testing.assert_array_equal(
+        best_subset(ULA2, COV, [[90.0], [10.0], [0.0]], 1), [2])
+    # Two sources in an ideal covariance A A^H + 0.1 I (8-element ULA):
+    # the true pair leaves only the noise, 0.1 (8 - 2) = 0.6, the least any
+    # two directions can leave (the sum of the 6 smallest eigenvalues).
+    geo = ArrayGeometry(8, 1)
+    a = geo.steering(np.radians([[-20.0], [25.0]]))
+    cov = a @ a.conj().T + 0.1 * np.eye(8)
+    peaks = np.array([[50.0], [-20.0], [5.0], [25.0]])
+    rows = best_subset(geo, cov, peaks, 2)
+    np.testing.assert_array_equal(rows, [1, 3])
+    assert residual_power(geo, cov, peaks[rows]) == pytest.approx(0.6)
+    # A pair closer than min_distance is never a subset; if every pair is,
+    # the first rows win.
+    near = np.array([[-20.0], [-19.5], [50.0]])
+    np.testing.assert_array_equal(
+        best_subset(geo, cov, near, 2, min_distance=1.0), [0, 2])
+    np.testing.assert_array_equal(
+        best_subset(geo, cov, near[:2], 2, min_distance=1.0), [0, 1])
+    with pytest.raises(ValueError, match='1 peaks for 2 sources'):
+        best_subset(geo, cov, [[0.0]], 2)
 
 
 def test_truth_rarely_displaces_a_working_music():

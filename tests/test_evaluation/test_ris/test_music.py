@@ -46,6 +46,22 @@ def test_fewer_peaks_than_sources_are_filled():
     np.testing.assert_array_equal(peaks[:, 0], [-20.0, -30.0, -10.0])
 
 
+def test_peaks_extend_the_estimate():
+    geo = ArrayGeometry(8, 8)
+    angles = np.array([[12.3, -4.7], [-33.1, 17.9]])
+    cov = _ideal(geo, angles)
+    music = MusicEstimator(geo, grid_step=1.0)
+    peaks = music.peaks(cov, 2, 5)
+    np.testing.assert_array_equal(
+        peaks, music.grid_peaks(music.spectrum(cov, 2), 5))
+    assert len({tuple(p) for p in peaks}) == 5
+    refined = music.refine_peaks(cov, 2, peaks)
+    np.testing.assert_array_equal(refined[:2], music.estimate(cov, 2))
+    # Each stays inside its grid cell, one step either side.
+    assert np.abs(refined - peaks).max() <= 1.0 + 1e-9
+    assert np.abs(refined - peaks).max() > 0.1
+
+
 def test_refinement_reaches_the_bound_for_one_source():
     """One source, 8x8 UPA, 20 dB, T = 32: MUSIC is efficient here, so a
     refinement that converges gives RMSE close to sqrt(CRB) (0.015 deg);
