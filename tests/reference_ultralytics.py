@@ -97,12 +97,15 @@ def import_ultralytics(*names: str) -> Optional[List[types.ModuleType]]:
 
     Sets ``YOLO_OFFLINE`` and points ultralytics' settings directory at a
     temporary folder, so importing it writes nothing under ``$HOME`` and
-    reaches no network. Import every submodule you need in this one call:
-    the torchvision stand-in exists only during it.
+    reaches no network, and sets ``YOLO_VERBOSE=False``: otherwise the
+    first import on a machine prints a settings-file notice to stdout,
+    ahead of a benchmark's own first line. Import every submodule you need
+    in this one call: the torchvision stand-in exists only during it.
     """
     if importlib.util.find_spec('ultralytics') is None:
         return None
     os.environ.setdefault('YOLO_OFFLINE', '1')
+    os.environ.setdefault('YOLO_VERBOSE', 'False')
     os.environ.setdefault(
         'YOLO_CONFIG_DIR',
         os.path.join(tempfile.gettempdir(), 'ultralytics_oracle_settings'))
