@@ -245,7 +245,7 @@ def main(argv=None) -> dict:
 
     start = time.perf_counter()
     cells, pooled = [], {}
-    pool = decoding_pool(metric, args.workers)
+    decoders = decoding_pool(metric, args.workers)
     for cell in regime_cells(cfg, args.snapshots, args.correlations):
         dataset_cfg = dict(
             cfg.test_dataloader.dataset,
@@ -254,7 +254,7 @@ def main(argv=None) -> dict:
             num_samples=args.scenes * len(snrs),
             seed=args.seed,
             cache_dir=None)
-        records = predict_records(model, metric, dataset_cfg, pool=pool)
+        records = predict_records(model, metric, dataset_cfg, pool=decoders)
         for snr in snrs:
             group = [r for r in records if r['snr'] == snr]
             summary = summarize_cell(group, metric, args.resamples, rng)
@@ -263,9 +263,9 @@ def main(argv=None) -> dict:
             r for r in records
             if cell['regime'] != 'snr' or LOW_SNR[0] <= r['snr'] <= LOW_SNR[1])
         print(f'{cell}: {len(records)} scenes evaluated', flush=True)
-    if pool is not None:
-        pool.close()
-        pool.join()
+    if decoders is not None:
+        decoders.close()
+        decoders.join()
     eval_s = time.perf_counter() - start
 
     regimes = {}
