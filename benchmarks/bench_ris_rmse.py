@@ -282,7 +282,8 @@ def main(argv=None) -> dict:
         ]
     # The classical answers on the same scenes: smoothing, and the fit test
     # switching to it without a network.
-    versus = dict(fbss='music_fbss', classical_switch='classical_switch')
+    versus = dict(
+        fbss='music_fbss', dml='dml', classical_switch='classical_switch')
     for name, pool in pools.items():
         regimes[name] = pooled_reduction(pool, 'music')
         # What following the data's fit reaches at best (truth-aided).
@@ -397,7 +398,7 @@ def report(result: dict) -> str:
 
 # Rows of the per-setting tables; the network and MUSIC rows carry their
 # 95% intervals.
-SETTING_ROWS = ('network', 'music', 'music_fbss', 'classical_switch',
+SETTING_ROWS = ('network', 'music', 'music_fbss', 'dml', 'classical_switch',
                 'network_raw', 'fit_oracle', 'sqrt_crb')
 REGIME_LABELS = dict(
     low_snr='low SNR (−15…−5 dB, config T)',
@@ -453,8 +454,8 @@ def markdown_tables(result: dict) -> str:
     regimes = result['regimes']
     lines += [
         '| regime (pooled over its cells) | network | MUSIC | reduction | '
-        'FB-SS MUSIC | switch without network | truth-aided fit |',
-        '| --- | --- | --- | --- | --- | --- | --- |'
+        'FB-SS MUSIC | DML fit | switch without network | truth-aided fit |',
+        '| --- | --- | --- | --- | --- | --- | --- | --- |'
     ]
     for name, label in REGIME_LABELS.items():
         r = regimes[name]
@@ -463,7 +464,7 @@ def markdown_tables(result: dict) -> str:
             _g(r['network']),
             _g(r['baseline_rmse']), f"{100 * r['reduction']:.1f}%"
         ]
-        for short in ('fbss', 'classical_switch'):
+        for short in ('fbss', 'dml', 'classical_switch'):
             other = regimes.get(f'{name}_vs_{short}')
             row.append('' if other is
                        None else f"{_g(other['baseline_rmse'])} "

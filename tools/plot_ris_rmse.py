@@ -34,17 +34,17 @@ if osp.isdir(osp.join(_REPO, 'engine_plugins')):
 from engine_plugins.evaluation.ris import COLUMN_LABELS  # noqa: E402
 
 KEY = re.compile(
-    r'rmse_(network|network_raw|music|music_fbss|classical_switch|'
+    r'rmse_(network|network_raw|music|music_fbss|dml|classical_switch|'
     r'fit_oracle|sqrt_crb)'
     r'@(-?[0-9.]+)dB$')
 LABELS = {
     c: COLUMN_LABELS[c]
-    for c in ('network', 'network_raw', 'music', 'music_fbss',
+    for c in ('network', 'network_raw', 'music', 'music_fbss', 'dml',
               'classical_switch', 'fit_oracle', 'sqrt_crb')
 }
 STYLES = dict(
     network='o-', network_raw='x:', music='s--', music_fbss='^-.',
-    classical_switch='v:', fit_oracle='k--', sqrt_crb='k:')
+    dml='d-.', classical_switch='v:', fit_oracle='k--', sqrt_crb='k:')
 WITH_INTERVAL = ('network', 'music')
 
 

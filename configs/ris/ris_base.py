@@ -57,10 +57,14 @@ val_evaluator = dict(
     az_range=az_range,
     el_range=el_range,
     grid_step=1.0,  # MUSIC grid (degrees), refined locally
-    # The network's estimate replaces MUSIC's only where the data reject
-    # MUSIC's at this false-switch rate (evaluation/ris/fit_selection.py).
+    # The network's estimate replaces the reference only where the data
+    # reject the reference at this false-switch rate
+    # (evaluation/ris/fit_selection.py).
     select_by_fit=True,
     fit_alpha=0.05,
+    # The reference: 'dml' (the DML fit of the sample covariance, searched
+    # by alternating projection; evaluation/ris/dml_search.py) or 'music'.
+    reference='dml',
     # Decodings of the network's covariance the test may switch to:
     # MUSIC, and smoothed MUSIC for pairs it leaves coherent (plain arrays).
     network_decoders=('music', 'fbss'),

@@ -58,11 +58,12 @@ def test_trains_evaluates_every_regime_and_plots(tmp_path):
         f'{regime}{versus}'
         for regime in ('low_snr', 'snapshots', 'correlation',
                        'snapshots_above_low_snr', 'correlation_above_low_snr')
-        for versus in ('', '_vs_fbss', '_vs_classical_switch', '_fit_oracle')
+        for versus in ('', '_vs_fbss', '_vs_dml', '_vs_classical_switch',
+                       '_fit_oracle')
     }
     assert result['columns'] == [
         'network', 'network_raw', 'network_raw_fbss', 'music', 'music_fbss',
-        'classical_switch', 'fit_oracle', 'sqrt_crb'
+        'dml', 'classical_switch', 'fit_oracle', 'sqrt_crb'
     ]
     assert len(result['never_worse']) == 21
     # 3 scenes at each of the 4 SNRs above -5 dB (T = 4).

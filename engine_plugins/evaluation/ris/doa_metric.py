@@ -11,6 +11,7 @@ from mmengine.logging import print_log
 from engine_plugins.registry import METRICS
 from engine_plugins.structures import ArrayGeometry
 from .crb import crb_mse_deg2, matched_source_errors
+from .dml_search import DMLSearch
 from .fit_selection import (best_subset, refine_fit, residual_power,
                             select_candidate)
 from .music import MusicEstimator
@@ -25,6 +26,7 @@ COLUMN_LABELS = dict(
     network_raw_fbss='network covariance alone, smoothed',
     music='MUSIC on the sample covariance',
     music_fbss='FB spatial smoothing MUSIC',
+    dml='DML fit by alternating projection',
     classical_switch='switch without network',
     fit_oracle='truth-aided fit (reference)',
     sqrt_crb='sqrt(CRB)')
@@ -68,13 +70,14 @@ class RISDoAMetric(BaseMetric):
     components) per SNR for these estimators on the same samples:
 
     * ``network``: the network's estimate: MUSIC on its covariance, or,
-      with ``select_by_fit``, MUSIC on the sample covariance unless the
-      sample covariance rejects that estimate in favour of one of the
-      network covariance's decodings (``network_decoders``; with
-      ``sample_candidates`` also those of ``classical_switch``) by a
-      likelihood-ratio test at false-switch rate ``fit_alpha``
-      (:mod:`.fit_selection`), so the learned correction acts where MUSIC
-      fails and does nothing elsewhere;
+      with ``select_by_fit``, the ``reference`` estimate from the sample
+      covariance (``dml`` or ``music``) unless the sample covariance
+      rejects it in favour of one of the network covariance's decodings
+      (``network_decoders``; with ``sample_candidates`` also those of
+      ``classical_switch``) by a likelihood-ratio test at false-switch
+      rate ``fit_alpha`` (:mod:`.fit_selection`), so the learned
+      correction acts where the reference fails and does nothing
+      elsewhere;
     * ``network_raw`` (with ``select_by_fit``): MUSIC on the network's
       covariance alone;
     * ``network_raw_fbss`` (with ``select_by_fit`` and the ``'fbss'``
@@ -84,14 +87,19 @@ class RISDoAMetric(BaseMetric):
     * ``music_fbss`` (with ``smoothing``, plain arrays only):
       forward-backward spatially smoothed MUSIC, the classical answer to
       correlated and coherent sources (:mod:`.spatial_smoothing`);
+    * ``dml``: the deterministic maximum-likelihood fit of the sample
+      covariance, searched globally by alternating projection
+      (:mod:`.dml_search`) and refined off the grid; it weighs all of the
+      sample covariance rather than its K principal eigenvectors, and
+      holds for coherent sources;
     * ``classical_switch`` (with ``select_by_fit``, and ``smoothing`` or
       ``candidate_peaks``): the same test with candidates from the sample
       covariance alone (smoothed MUSIC, and the best subset of MUSIC's own
       peaks): what the switch gains without a network;
-    * ``fit_oracle``: a reference that knows the truth: MUSIC's estimate,
-      replaced by the local DML fit around the true directions wherever
-      the sample covariance fits them better than MUSIC's estimate. Where
-      the data prefer MUSIC's wrong answer to the truth, an estimator that
+    * ``fit_oracle``: a reference that knows the truth: the ``reference``
+      estimate, replaced by the local DML fit around the true directions
+      wherever the sample covariance fits them better. Where the data
+      prefer the reference's wrong answer to the truth, an estimator that
       follows the data's fit cannot be expected to find the truth, so this
       column shows roughly what following the fit can reach; in the
       threshold region, where sqrt(CRB) says nothing about gross errors,
@@ -116,6 +124,9 @@ class RISDoAMetric(BaseMetric):
         select_by_fit: Use the network's estimate only where the sample
             covariance rejects MUSIC's (see above).
         fit_alpha: False-switch rate of that test (over all decodings).
+        reference: The estimate that test keeps unless the data reject
+            it: ``'dml'`` (the ``dml`` column) or ``'music'`` (MUSIC on
+            the sample covariance).
         network_decoders: How the network's covariance becomes candidate
             directions for that test: ``'music'`` and/or ``'fbss'``
             (smoothed MUSIC, which separates pairs the covariance leaves
@@ -155,6 +166,7 @@ class RISDoAMetric(BaseMetric):
                  decode: bool = True,
                  select_by_fit: bool = True,
                  fit_alpha: float = 0.05,
+                 reference: str = 'dml',
                  network_decoders: Sequence[str] = ('music', 'fbss'),
                  candidate_peaks: int = 4,
                  sample_candidates: bool = True,
@@ -169,6 +181,10 @@ class RISDoAMetric(BaseMetric):
         self.decode = decode
         self.select = select_by_fit
         self.fit_alpha = fit_alpha
+        if reference not in ('dml', 'music'):
+            raise ValueError(f'RISDoAMetric: reference={reference!r}; '
+                             "choose 'dml' or 'music'")
+        self.reference = reference
         plain = self.geometry.phi is None
         self.smoothing = smoothing and plain
         unknown = set(network_decoders) - set(DECODERS)
@@ -190,6 +206,7 @@ class RISDoAMetric(BaseMetric):
                        tuple(el_range)][:self.geometry.angle_dims]
         self.music = MusicEstimator(self.geometry, **
                                     self.search) if decode else None
+        self.dml_search = DMLSearch(self.music) if decode else None
         self._smoothed: Dict[tuple, MusicEstimator] = {}
         self.columns = ['network']
         if self.select:
@@ -197,9 +214,16 @@ class RISDoAMetric(BaseMetric):
         self.columns.append('music')
         if self.smoothing:
             self.columns.append('music_fbss')
+        self.columns.append('dml')
         if self.select and (self.smoothing or candidate_peaks):
             self.columns.append('classical_switch')
         self.columns.append('fit_oracle')
+
+    def dml(self, cov: np.ndarray, k: int) -> np.ndarray:
+        """The DML estimate: the alternating-projection grid search,
+        refined within two grid steps."""
+        return refine_fit(self.geometry, cov, self.dml_search(cov, k),
+                          self.bounds, 2 * self.search['grid_step'])
 
     def smoothed_music(self, cov: np.ndarray, k: int) -> np.ndarray:
         """Forward-backward spatially smoothed MUSIC estimate."""
@@ -234,6 +258,7 @@ class RISDoAMetric(BaseMetric):
             out['music'] = self.music.estimate(cov, k)
             if self.smoothing:
                 out['music_fbss'] = self.smoothed_music(cov, k)
+            out['dml'] = self.dml(cov, k)
             return out
         snapshots = int(sample.get('num_snapshots', self.num_snapshots))
         learned = {
@@ -244,6 +269,8 @@ class RISDoAMetric(BaseMetric):
         # MUSIC's peaks, and smoothed MUSIC.
         music_peaks = self.decoding('music', cov, k)
         music = music_peaks.estimate()
+        dml = self.dml(cov, k)
+        reference = dml if self.reference == 'dml' else music
         own = {}
         if self.candidate_peaks:
             own['music'] = music_peaks
@@ -252,40 +279,42 @@ class RISDoAMetric(BaseMetric):
         pool = dict(learned)
         if self.sample_candidates:
             pool.update({f'sample_{d}': p for d, p in own.items()})
-        out = {'network': self.switch(cov, pool, music, snapshots)}
+        out = {'network': self.switch(cov, pool, reference, snapshots)}
         out.update({DECODERS[d]: p.estimate() for d, p in learned.items()})
         out['music'] = music
         if self.smoothing:
             out['music_fbss'] = own['fbss'].estimate()
+        out['dml'] = dml
         if own:
-            out['classical_switch'] = self.switch(cov, own, music, snapshots)
+            out['classical_switch'] = self.switch(cov, own, reference,
+                                                  snapshots)
         return out
 
     def switch(self, cov: np.ndarray, decodings: Dict[str, Decoding],
-               music: np.ndarray, snapshots: int) -> np.ndarray:
-        """MUSIC's estimate, or the candidate of ``decodings`` that the
-        fit test prefers, refined on the sample covariance if
+               reference: np.ndarray, snapshots: int) -> np.ndarray:
+        """``reference``, or the candidate of ``decodings`` that the fit
+        test prefers, refined on the sample covariance if
         ``refine_switched``."""
         candidates = [
             d.candidate(self.geometry, cov, self.search['grid_step'])
             for d in decodings.values()
         ]
-        choice = select_candidate(self.geometry, cov, candidates, music,
+        choice = select_candidate(self.geometry, cov, candidates, reference,
                                   snapshots, self.fit_alpha)
         if choice is None:
-            return music
+            return reference
         if not self.refine_switched:
             return candidates[choice]
         return refine_fit(self.geometry, cov, candidates[choice], self.bounds,
                           2 * self.search['grid_step'])
 
     def fit_oracle(self, cov: np.ndarray, true: np.ndarray,
-                   music: np.ndarray) -> np.ndarray:
+                   reference: np.ndarray) -> np.ndarray:
         """The truth's local DML fit if the sample covariance prefers the
-        true directions to MUSIC's estimate, else MUSIC's estimate."""
+        true directions to ``reference``, else ``reference``."""
         if not (residual_power(self.geometry, cov, true) < residual_power(
-                self.geometry, cov, music)):
-            return music
+                self.geometry, cov, reference)):
+            return reference
         return refine_fit(self.geometry, cov, true, self.bounds,
                           2 * self.search['grid_step'])
 
@@ -307,8 +336,8 @@ class RISDoAMetric(BaseMetric):
         true = sample['angles'][:k]
         snapshots = int(sample.get('num_snapshots', self.num_snapshots))
         estimates = self.estimates(sample)
-        estimates['fit_oracle'] = self.fit_oracle(sample['cov'], true,
-                                                  estimates['music'])
+        estimates['fit_oracle'] = self.fit_oracle(
+            sample['cov'], true, estimates[self.reference])
         for name, est in estimates.items():
             errors = matched_source_errors(est, true)
             result[f'{name}_src'] = errors.tolist()

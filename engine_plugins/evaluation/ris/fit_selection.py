@@ -38,7 +38,7 @@ estimate: the candidate picks the basin (the sources resolved), the data
 pick the position, which only lowers ``c`` further.
 """
 import itertools
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from scipy.optimize import minimize
@@ -57,6 +57,31 @@ def residual_power(geometry: ArrayGeometry, cov: np.ndarray,
     q, _ = np.linalg.qr(a)
     explained = np.einsum('ik,ij,jk->', q.conj(), cov, q).real
     return float(np.trace(cov).real - explained)
+
+
+def residual_power_gradient(geometry: ArrayGeometry, cov: np.ndarray,
+                            angles_deg: np.ndarray) -> Tuple[float,
+                                                             np.ndarray]:
+    """``c = tr(Pi_A^perp R)`` at ``angles_deg`` (``(K, dims)`` degrees)
+    and its gradient per degree, ``(K, dims)``.
+
+    With ``P = A A^+``, ``dP = Pi^perp dA A^+ + (Pi^perp dA A^+)^H``, so
+    ``dc/d theta_km = -2 Re [A^+ R Pi^perp D_m]_kk``, where column ``k`` of
+    ``D_m`` is ``d a_k / d theta_km`` (only source ``k``'s steering vector
+    depends on its angles).
+    """
+    cov = np.asarray(cov, dtype=np.complex128)
+    angles = np.atleast_2d(np.asarray(angles_deg, dtype=np.float64))
+    rad = np.radians(angles)
+    a = geometry.steering(rad)
+    derivatives = geometry.steering_derivatives(rad)  # (dims, D, K)
+    q, r = np.linalg.qr(a)
+    pseudo = np.linalg.solve(r, q.conj().T)  # A^+ = R^-1 Q^H
+    left = pseudo @ cov  # A^+ R
+    left = left - (left @ q) @ q.conj().T  # A^+ R Pi^perp
+    grad = -2 * np.einsum('kd,mdk->km', left, derivatives).real
+    explained = np.einsum('ik,ij,jk->', q.conj(), cov, q).real
+    return float(np.trace(cov).real - explained), np.radians(grad)
 
 
 def noise_power(cov: np.ndarray, num_sources: int) -> float:
@@ -159,18 +184,20 @@ def refine_fit(geometry: ArrayGeometry,
               for row in start
               for x, (lo, hi) in zip(row, search_bounds)]
 
-    def cost(x: np.ndarray) -> float:
-        return residual_power(geometry, cov, x.reshape(start.shape))
+    def cost(x: np.ndarray) -> Tuple[float, np.ndarray]:
+        value, grad = residual_power_gradient(geometry, cov,
+                                              x.reshape(start.shape))
+        return value, grad.ravel()
 
-    # Finite-difference gradients with a 1e-6 deg step: c is smooth and
-    # its rounding error (~1e-13 of the trace) stays far below the change
-    # over that step wherever the sources carry power.
+    # The analytic gradient: finite differences cost one evaluation of c
+    # per angle parameter and step, ~5x the time for two sources in 2-D.
     res = minimize(
         cost,
         start.ravel(),
+        jac=True,
         method='L-BFGS-B',
         bounds=bounds,
-        options=dict(eps=1e-6, ftol=1e-15, gtol=1e-10, maxiter=200))
-    if not res.fun < cost(start.ravel()):
+        options=dict(ftol=1e-15, gtol=1e-10, maxiter=200))
+    if not res.fun < residual_power(geometry, cov, start):
         return start
     return res.x.reshape(start.shape)

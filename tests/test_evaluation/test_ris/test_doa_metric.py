@@ -58,7 +58,7 @@ def test_oracle_network_scores_zero_and_crb_is_per_sample():
     assert metrics['rmse_fine_music'] == pytest.approx(metrics['rmse_music'])
     table = log.call_args[0][0].splitlines()
     assert table[1] == ('SNR dB | samples | network | music | music_fbss '
-                        '| fit_oracle | sqrt_crb')
+                        '| dml | fit_oracle | sqrt_crb')
     assert table[4].startswith('   all |       6 |')
     assert table[-1].startswith('   all |       6 |   0.0%')
 
@@ -70,12 +70,12 @@ def test_grouping_by_hand():
     metric = RISDoAMetric(
         geometry=GEOMETRY, select_by_fit=False, smoothing=False)
     results = [
-        dict(snr=0.0, frob=0, network=8.0, music=2.0, fit_oracle=2.0,
-             sqrt_crb=0.5, count=2),
-        dict(snr=0.0, frob=0, network=0.0, music=0.0, fit_oracle=0.0,
-             sqrt_crb=0.5, count=2),
-        dict(snr=5.0, frob=0, network=1.0, music=4.0, fit_oracle=1.0,
-             sqrt_crb=1.0, count=4),
+        dict(snr=0.0, frob=0, network=8.0, music=2.0, dml=1.0,
+             fit_oracle=2.0, sqrt_crb=0.5, count=2),
+        dict(snr=0.0, frob=0, network=0.0, music=0.0, dml=0.0,
+             fit_oracle=0.0, sqrt_crb=0.5, count=2),
+        dict(snr=5.0, frob=0, network=1.0, music=4.0, dml=6.0,
+             fit_oracle=1.0, sqrt_crb=1.0, count=4),
     ]
     with mock.patch('engine_plugins.evaluation.ris.doa_metric.print_log'):
         m = metric.compute_metrics(results)
@@ -83,6 +83,8 @@ def test_grouping_by_hand():
     assert m['rmse_music@5dB'] == pytest.approx(1.0)
     assert m['rmse_sqrt_crb'] == pytest.approx(np.sqrt(2 / 8))
     assert m['rmse_fit_oracle'] == pytest.approx(np.sqrt(3 / 8))
+    assert m['rmse_dml@0dB'] == pytest.approx(np.sqrt(1 / 4))
+    assert m['rmse_dml'] == pytest.approx(np.sqrt(7 / 8))
     assert 'gross_network' not in m  # records without per-source errors
 
 
@@ -94,9 +96,9 @@ def test_gross_errors_by_hand():
     # 25 (exactly 5 deg) and 1 are not.
     group = [
         dict(network=37.0, network_src=[36.0, 1.0], music=1.0, fit_oracle=1.0,
-             music_src=[1.0, 0.0], sqrt_crb=1.0, count=4),
+             music_src=[1.0, 0.0], dml=1.0, sqrt_crb=1.0, count=4),
         dict(network=25.0, network_src=[25.0], music=0.0, music_src=[0.0],
-             fit_oracle=0.0,
+             dml=0.0, fit_oracle=0.0,
              sqrt_crb=1.0, count=2),
     ]
     s = metric.summarize(group)
@@ -116,7 +118,8 @@ def _sample(pred_cov, cov, angles, snapshots=32):
 
 def test_fit_test_picks_the_network_only_where_music_fails():
     geo = dict(rows=8, cols=1)
-    metric = RISDoAMetric(geometry=geo, az_range=(-60, 60), grid_step=0.5)
+    metric = RISDoAMetric(geometry=geo, az_range=(-60, 60), grid_step=0.5,
+                          reference='music')
     from engine_plugins.structures import ArrayGeometry
     a = ArrayGeometry(**geo).steering(np.radians([[-20.0], [25.0]]))
     truth = np.array([[-20.0], [25.0]])
@@ -130,9 +133,11 @@ def test_fit_test_picks_the_network_only_where_music_fails():
     np.testing.assert_allclose(np.sort(est['network'][:, 0]), [-20, 25],
                                atol=1e-3)
     assert np.abs(np.sort(est['music'][:, 0]) - [-20, 25]).max() > 5
-    # Smoothing decorrelates the coherent pair.
-    np.testing.assert_allclose(np.sort(est['music_fbss'][:, 0]), [-20, 25],
-                               atol=1e-3)
+    # Smoothing decorrelates the coherent pair; the DML fit needs no
+    # decorrelation.
+    for column in ('music_fbss', 'dml'):
+        np.testing.assert_allclose(np.sort(est[column][:, 0]), [-20, 25],
+                                   atol=1e-3)
     # Uncorrelated sources: MUSIC works, and a "network" 2 deg off does not
     # replace it.
     off = ArrayGeometry(**geo).steering(np.radians([[-18.0], [27.0]]))
@@ -148,10 +153,11 @@ def test_smoothed_decoding_of_the_network_and_the_classical_switch():
     fit test takes that decoding. The network-free switch does the same
     from the sample covariance, and keeps MUSIC where it works."""
     geo = dict(rows=8, cols=1)
-    metric = RISDoAMetric(geometry=geo, az_range=(-60, 60), grid_step=0.5)
+    metric = RISDoAMetric(geometry=geo, az_range=(-60, 60), grid_step=0.5,
+                          reference='music')
     assert metric.columns == [
         'network', 'network_raw', 'network_raw_fbss', 'music', 'music_fbss',
-        'classical_switch', 'fit_oracle'
+        'dml', 'classical_switch', 'fit_oracle'
     ]
     from engine_plugins.structures import ArrayGeometry
     a = ArrayGeometry(**geo).steering(np.radians([[-20.0], [25.0]]))
@@ -180,7 +186,8 @@ def test_smoothed_decoding_of_the_network_and_the_classical_switch():
     # (The network's smoothed decoding as the only candidate that can win
     # here: no extra peaks, no candidates from R_hat.)
     only_fbss = dict(geometry=geo, az_range=(-60, 60), grid_step=0.5,
-                     candidate_peaks=0, sample_candidates=False)
+                     candidate_peaks=0, sample_candidates=False,
+                     reference='music')
     plain = RISDoAMetric(**only_fbss, refine_switched=False).estimates(sample)
     np.testing.assert_array_equal(plain['network'],
                                   plain['network_raw_fbss'])
@@ -194,6 +201,30 @@ def test_smoothed_decoding_of_the_network_and_the_classical_switch():
     assert 'network_raw_fbss' not in only.columns
     with pytest.raises(ValueError, match=r"network_decoders=\['svd'\]"):
         RISDoAMetric(geometry=geo, network_decoders=('svd', ))
+
+
+def test_dml_reference_is_kept_unless_the_data_reject_it():
+    """With the default reference the test protects the DML fit, not
+    MUSIC's estimate: on coherent sources, where MUSIC misses a source,
+    the DML fit already holds both, and the network's ideal covariance
+    (which replaces MUSIC's pair with reference='music', above) adds
+    nothing the data prefer."""
+    geo = dict(rows=8, cols=1)
+    metric = RISDoAMetric(geometry=geo, az_range=(-60, 60), grid_step=0.5)
+    with pytest.raises(ValueError, match="reference='capon'"):
+        RISDoAMetric(geometry=geo, reference='capon')
+    from engine_plugins.structures import ArrayGeometry
+    a = ArrayGeometry(**geo).steering(np.radians([[-20.0], [25.0]]))
+    truth = np.array([[-20.0], [25.0]])
+    v = a[:, :1] + a[:, 1:]
+    coherent = v @ v.conj().T + 0.1 * np.eye(8)
+    ideal = a @ a.conj().T + 0.1 * np.eye(8)
+    est = metric.estimates(_sample(ideal, coherent, truth))
+    np.testing.assert_array_equal(est['network'], est['dml'])
+    np.testing.assert_array_equal(est['classical_switch'], est['dml'])
+    np.testing.assert_allclose(np.sort(est['dml'][:, 0]), [-20, 25],
+                               atol=1e-3)
+    assert np.abs(np.sort(est['music'][:, 0]) - [-20, 25]).max() > 5
 
 
 def test_candidate_peaks_let_the_data_skip_a_spurious_peak():
@@ -215,7 +246,7 @@ def test_candidate_peaks_let_the_data_skip_a_spurious_peak():
         metric = RISDoAMetric(geometry=geo, az_range=(-60, 60),
                               grid_step=1.0, network_decoders=('music', ),
                               smoothing=False, candidate_peaks=extra,
-                              sample_candidates=False)
+                              sample_candidates=False, reference='music')
         est = metric.estimates(sample)
         assert not np.allclose(est['network'], est['music'])
         errors[extra] = np.abs(np.sort(est['network'][:, 0]) - [-20, 25])
