@@ -1,5 +1,6 @@
-"""Switch from MUSIC to a learned DoA estimate only where the observed data
-reject MUSIC's.
+"""Switch from a reference DoA estimate (MUSIC's, or the global DML fit
+of :mod:`.dml_search`) to a learned one only where the observed data
+reject the reference.
 
 The deterministic maximum-likelihood (DML) criterion for directions
 ``theta`` is the power of the sample covariance outside the span of their
@@ -11,17 +12,18 @@ truth it exceeds ``chi^2_p / 2`` (``p`` real angle parameters,
 ``K * dims``) with probability about ``alpha`` at the ``1 - alpha``
 quantile, and it grows with ``T * SNR`` when ``theta_a`` misses a source.
 
-Where MUSIC works it is close to the DML minimizer and an estimate a few
-tenths of a degree away explains the data about as well, so choosing the
-better fit sample by sample would only add the noise of the choice. The
-rule is therefore one-sided: MUSIC on ``R_hat`` is kept unless its
-estimate explains the data worse than the learned one by more than the
-``1 - alpha`` quantile, the signature of a gross error (a missed or merged
-source, coherent sources), where a learned covariance helps.
+Where the reference works it is close to the DML minimizer and an
+estimate a few tenths of a degree away explains the data about as well,
+so choosing the better fit sample by sample would only add the noise of
+the choice. The rule is therefore one-sided: the reference is kept unless
+it explains the data worse than the learned estimate by more than the
+``1 - alpha`` quantile, the signature of a gross error (a missed or
+merged source, coherent sources for MUSIC, a search that stopped in the
+wrong basin for the DML fit).
 
 With ``m`` candidates (the learned covariance decoded in ``m`` ways) each
 comparison runs at ``alpha / m`` (Bonferroni), so the rate of switching
-away from a correct MUSIC estimate stays at most ``alpha``; among the
+away from a correct reference stays at most ``alpha``; among the
 candidates that pass, the best fit wins.
 
 A decoding may also offer more peaks than sources; :func:`best_subset`
