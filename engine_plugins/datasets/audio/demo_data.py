@@ -34,19 +34,23 @@ def make_audio_demo_data(out_dir: str,
                          max_len: int = 4) -> str:
     """Write ``out_dir/train.jsonl`` and ``out_dir/codes/*.npy``.
 
+    Every file is written under a per-process temporary name and renamed
+    into place, the manifest last, so processes that write the same data
+    at once (test workers, ranks) never read a half-written file.
+
     Returns:
         The manifest path.
     """
     rng = random.Random(seed)
     os.makedirs(osp.join(out_dir, 'codes'), exist_ok=True)
-    np.save(osp.join(out_dir, 'codes', 'reference.npy'), word_codes('ab'))
+    _save_codes(osp.join(out_dir, 'codes', 'reference.npy'), word_codes('ab'))
     lines = []
     for i in range(num_samples):
         word = ''.join(
             rng.choice(LETTERS)
             for _ in range(rng.randint(min_len, max_len)))
         name = f'codes/{i:04d}.npy'
-        np.save(osp.join(out_dir, name), word_codes(word))
+        _save_codes(osp.join(out_dir, name), word_codes(word))
         user = dict(role='user', content=f'Say: {word}')
         if i % 2:
             user['audio'] = 'codes/reference.npy'
@@ -57,6 +61,15 @@ def make_audio_demo_data(out_dir: str,
                     dict(role='assistant', content=word, audio=name)
                 ])))
     manifest = osp.join(out_dir, 'train.jsonl')
-    with open(manifest, 'w') as f:
+    tmp = f'{manifest}.{os.getpid()}.tmp'
+    with open(tmp, 'w') as f:
         f.write('\n'.join(lines) + '\n')
+    os.replace(tmp, manifest)
     return manifest
+
+
+def _save_codes(path: str, codes: np.ndarray) -> None:
+    tmp = f'{path}.{os.getpid()}.tmp'
+    with open(tmp, 'wb') as f:
+        np.save(f, codes)
+    os.replace(tmp, path)

@@ -203,7 +203,9 @@ class RISDoADataset(Dataset):
         if not osp.exists(path):
             data = self._generate()
             os.makedirs(cache_dir, exist_ok=True)
-            tmp = path + '.tmp.npz'  # atomic: no half-written cache
+            # Atomic, and per process: ranks or test workers that build the
+            # same split at once each rename a whole file into place.
+            tmp = f'{path}.{os.getpid()}.tmp.npz'
             np.savez(tmp, signature=np.array(signature), **data)
             os.replace(tmp, path)
             return data
