@@ -1,4 +1,6 @@
 """Fixtures shared across the test packages."""
+import os
+
 import pytest
 import torch
 
@@ -7,6 +9,13 @@ from engine_plugins.compat import apply_runtime_fixes
 # The tests exercise the tools' behaviour, so they run with the fixes the
 # tools apply (importing the package alone applies none).
 apply_runtime_fixes()
+
+# setup.cfg runs the suite in two pytest-xdist workers (CI has two cores).
+# One thread each, for the processes they start too: more threads than
+# cores made small complex ``eigh`` calls up to ~300x slower (see below).
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    os.environ['OMP_NUM_THREADS'] = '1'
+    torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -294,7 +294,7 @@ ensure_mmcv
 # 5. The rest of the stack, the package and the developer tools.
 pip_install mmdet==3.3.0 "pycocotools>=2.0.9" "faster-coco-eval>=1.8,<1.9" \
     "peft>=0.21" "transformers>=5" safetensors openmim==0.3.9 \
-    "optuna>=4" tensorboard pytest flake8 isort yapf
+    "optuna>=4" tensorboard pytest pytest-xdist flake8 isort yapf
 # ultralytics is a test and benchmark oracle only (its TAL assigner and
 # RT-DETR matcher): without its dependencies, which would pull a CUDA torch
 # and torchvision; tests/reference_ultralytics.py imports it offline.
