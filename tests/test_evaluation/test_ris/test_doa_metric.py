@@ -11,6 +11,7 @@ from engine_plugins.datasets.ris import RISDoADataset
 from engine_plugins.evaluation.ris import (RISDoAMetric, crb_mse_deg2,
                                            residual_power)
 from engine_plugins.models.ris import RISCovarianceNet
+from engine_plugins.structures import ArrayGeometry
 
 GEOMETRY = dict(rows=4, cols=4)
 
@@ -116,19 +117,25 @@ def _sample(pred_cov, cov, angles, snapshots=32):
                 source_cov=np.eye(k), noise_power=0.1)
 
 
+def _coherent_pair(geo):
+    """Sources at -20 and 25 deg: their steering vectors ``a``, the truth,
+    the coherent covariance (a1 + a2)(a1 + a2)^H + 0.1 I (one signal
+    eigenvector, so MUSIC misses a source) and the ideal uncorrelated
+    one a a^H + 0.1 I."""
+    a = ArrayGeometry(**geo).steering(np.radians([[-20.0], [25.0]]))
+    v = a[:, :1] + a[:, 1:]
+    eye = 0.1 * np.eye(len(a))
+    return (a, np.array([[-20.0], [25.0]]), v @ v.conj().T + eye,
+            a @ a.conj().T + eye)
+
+
 def test_fit_test_picks_the_network_only_where_music_fails():
     geo = dict(rows=8, cols=1)
     metric = RISDoAMetric(geometry=geo, az_range=(-60, 60), grid_step=0.5,
                           reference='music')
-    from engine_plugins.structures import ArrayGeometry
-    a = ArrayGeometry(**geo).steering(np.radians([[-20.0], [25.0]]))
-    truth = np.array([[-20.0], [25.0]])
-    # Coherent sources: R = (a1 + a2)(a1 + a2)^H + 0.1 I, a single signal
-    # eigenvector, so MUSIC on it misses one source; the "network" gives
-    # the ideal uncorrelated covariance and finds both.
-    v = a[:, :1] + a[:, 1:]
-    coherent = v @ v.conj().T + 0.1 * np.eye(8)
-    ideal = a @ a.conj().T + 0.1 * np.eye(8)
+    # Coherent sources defeat MUSIC; the "network" gives the ideal
+    # uncorrelated covariance and finds both.
+    _, truth, coherent, ideal = _coherent_pair(geo)
     est = metric.estimates(_sample(ideal, coherent, truth))
     np.testing.assert_allclose(np.sort(est['network'][:, 0]), [-20, 25],
                                atol=1e-3)
@@ -159,11 +166,7 @@ def test_smoothed_decoding_of_the_network_and_the_classical_switch():
         'network', 'network_raw', 'network_raw_fbss', 'music', 'music_fbss',
         'dml', 'classical_switch', 'fit_oracle'
     ]
-    from engine_plugins.structures import ArrayGeometry
-    a = ArrayGeometry(**geo).steering(np.radians([[-20.0], [25.0]]))
-    truth = np.array([[-20.0], [25.0]])
-    v = a[:, :1] + a[:, 1:]
-    coherent = v @ v.conj().T + 0.1 * np.eye(8)
+    a, truth, coherent, ideal = _coherent_pair(geo)
     est = metric.estimates(_sample(coherent, coherent, truth))
     assert np.abs(np.sort(est['network_raw'][:, 0]) - [-20, 25]).max() > 5
     np.testing.assert_allclose(est['network'], est['network_raw_fbss'])
@@ -171,7 +174,6 @@ def test_smoothed_decoding_of_the_network_and_the_classical_switch():
                                atol=1e-3)
     np.testing.assert_allclose(np.sort(est['classical_switch'][:, 0]),
                                np.sort(est['music_fbss'][:, 0]), atol=1e-3)
-    ideal = a @ a.conj().T + 0.1 * np.eye(8)
     est = metric.estimates(_sample(ideal, ideal, truth))
     np.testing.assert_allclose(est['classical_switch'], est['music'])
     # From a sampled coherent covariance the switched estimate is moved to
@@ -213,12 +215,7 @@ def test_dml_reference_is_kept_unless_the_data_reject_it():
     metric = RISDoAMetric(geometry=geo, az_range=(-60, 60), grid_step=0.5)
     with pytest.raises(ValueError, match="reference='capon'"):
         RISDoAMetric(geometry=geo, reference='capon')
-    from engine_plugins.structures import ArrayGeometry
-    a = ArrayGeometry(**geo).steering(np.radians([[-20.0], [25.0]]))
-    truth = np.array([[-20.0], [25.0]])
-    v = a[:, :1] + a[:, 1:]
-    coherent = v @ v.conj().T + 0.1 * np.eye(8)
-    ideal = a @ a.conj().T + 0.1 * np.eye(8)
+    _, truth, coherent, ideal = _coherent_pair(geo)
     est = metric.estimates(_sample(ideal, coherent, truth))
     np.testing.assert_array_equal(est['network'], est['dml'])
     np.testing.assert_array_equal(est['classical_switch'], est['dml'])
@@ -234,7 +231,6 @@ def test_candidate_peaks_let_the_data_skip_a_spurious_peak():
     coherent sample covariance defeats MUSIC, so the test switches either
     way; with more peaks the candidate is the pair that fits the data."""
     geo = dict(rows=8, cols=1)
-    from engine_plugins.structures import ArrayGeometry
     a = ArrayGeometry(**geo).steering(np.radians([[-20.0], [25.0], [50.0]]))
     truth = np.array([[-20.0], [25.0]])
     spurious = a @ np.diag([1.0, 1.0, 3.0]) @ a.conj().T + 0.1 * np.eye(8)
