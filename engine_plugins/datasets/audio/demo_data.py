@@ -8,12 +8,16 @@ quick start's loss falls and decoding can be checked code for code.
 Every second sample also carries an audio-in prompt (the codes of a fixed
 "reference" word) on the user turn.
 """
+import io
 import json
 import os
 import os.path as osp
 import random
 
 import numpy as np
+
+from engine_plugins.engine.checkpoints import (write_atomically,
+                                               write_text_atomically)
 
 FRAMES_PER_CHAR = 2
 LETTERS = 'abcdefghij'
@@ -34,9 +38,9 @@ def make_audio_demo_data(out_dir: str,
                          max_len: int = 4) -> str:
     """Write ``out_dir/train.jsonl`` and ``out_dir/codes/*.npy``.
 
-    Every file is written under a per-process temporary name and renamed
-    into place, the manifest last, so processes that write the same data
-    at once (test workers, ranks) never read a half-written file.
+    Every file is written atomically (a temporary file renamed into
+    place), the manifest last, so processes that write the same data at
+    once (test workers, ranks) never read a half-written file.
 
     Returns:
         The manifest path.
@@ -61,15 +65,11 @@ def make_audio_demo_data(out_dir: str,
                     dict(role='assistant', content=word, audio=name)
                 ])))
     manifest = osp.join(out_dir, 'train.jsonl')
-    tmp = f'{manifest}.{os.getpid()}.tmp'
-    with open(tmp, 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-    os.replace(tmp, manifest)
+    write_text_atomically(manifest, '\n'.join(lines) + '\n')
     return manifest
 
 
 def _save_codes(path: str, codes: np.ndarray) -> None:
-    tmp = f'{path}.{os.getpid()}.tmp'
-    with open(tmp, 'wb') as f:
-        np.save(f, codes)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    np.save(buffer, codes)
+    write_atomically(path, buffer.getvalue())

@@ -1,7 +1,7 @@
 """Registered DoA dataset: simulated scenes, on the fly or cached."""
 import hashlib
+import io
 import json
-import os
 import os.path as osp
 from typing import Dict, Optional, Sequence, Union
 
@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from engine_plugins.engine.checkpoints import write_atomically
 from engine_plugins.registry import DATASETS
 from engine_plugins.structures import ArrayGeometry
 from .simulation import simulate_scene
@@ -202,12 +203,11 @@ class RISDoADataset(Dataset):
         path = osp.join(cache_dir, f'ris_{self.split}_{digest}.npz')
         if not osp.exists(path):
             data = self._generate()
-            os.makedirs(cache_dir, exist_ok=True)
-            # Atomic, and per process: ranks or test workers that build the
-            # same split at once each rename a whole file into place.
-            tmp = f'{path}.{os.getpid()}.tmp.npz'
-            np.savez(tmp, signature=np.array(signature), **data)
-            os.replace(tmp, path)
+            # Atomic: ranks or test workers that build the same split at
+            # once each rename a whole file into place.
+            buffer = io.BytesIO()
+            np.savez(buffer, signature=np.array(signature), **data)
+            write_atomically(path, buffer.getvalue())
             return data
         return self._load(path, signature)
 
