@@ -57,7 +57,12 @@ def residual_power(geometry: ArrayGeometry, cov: np.ndarray,
     a = geometry.steering(np.radians(np.atleast_2d(angles_deg)))
     # An orthonormal basis of span(A): stable for close directions.
     q, _ = np.linalg.qr(a)
-    explained = np.einsum('ik,ij,jk->', q.conj(), cov, q).real
+    return _outside_span(cov, q)
+
+
+def _outside_span(cov: np.ndarray, basis: np.ndarray) -> float:
+    """``tr(R) - tr(Q^H R Q)`` for an orthonormal ``basis`` Q."""
+    explained = np.einsum('ik,ij,jk->', basis.conj(), cov, basis).real
     return float(np.trace(cov).real - explained)
 
 
@@ -82,8 +87,7 @@ def residual_power_gradient(geometry: ArrayGeometry, cov: np.ndarray,
     left = pseudo @ cov  # A^+ R
     left = left - (left @ q) @ q.conj().T  # A^+ R Pi^perp
     grad = -2 * np.einsum('kd,mdk->km', left, derivatives).real
-    explained = np.einsum('ik,ij,jk->', q.conj(), cov, q).real
-    return float(np.trace(cov).real - explained), np.radians(grad)
+    return _outside_span(cov, q), np.radians(grad)
 
 
 def noise_power(cov: np.ndarray, num_sources: int) -> float:
