@@ -222,8 +222,13 @@ class RISDoAMetric(BaseMetric):
     def dml(self, cov: np.ndarray, k: int) -> np.ndarray:
         """The DML estimate: the alternating-projection grid search,
         refined within two grid steps."""
-        return refine_fit(self.geometry, cov, self.dml_search(cov, k),
-                          self.bounds, 2 * self.search['grid_step'])
+        return self.local_fit(cov, self.dml_search(cov, k))
+
+    def local_fit(self, cov: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """The nearest minimum of the DML criterion on ``cov`` within two
+        grid steps of ``start`` (:func:`.fit_selection.refine_fit`)."""
+        return refine_fit(self.geometry, cov, start, self.bounds,
+                          2 * self.search['grid_step'])
 
     def smoothed_music(self, cov: np.ndarray, k: int) -> np.ndarray:
         """Forward-backward spatially smoothed MUSIC estimate."""
@@ -305,8 +310,7 @@ class RISDoAMetric(BaseMetric):
             return reference
         if not self.refine_switched:
             return candidates[choice]
-        return refine_fit(self.geometry, cov, candidates[choice], self.bounds,
-                          2 * self.search['grid_step'])
+        return self.local_fit(cov, candidates[choice])
 
     def fit_oracle(self, cov: np.ndarray, true: np.ndarray,
                    reference: np.ndarray) -> np.ndarray:
@@ -315,8 +319,7 @@ class RISDoAMetric(BaseMetric):
         if not (residual_power(self.geometry, cov, true) < residual_power(
                 self.geometry, cov, reference)):
             return reference
-        return refine_fit(self.geometry, cov, true, self.bounds,
-                          2 * self.search['grid_step'])
+        return self.local_fit(cov, true)
 
     def sample_result(self, sample: dict) -> dict:
         """The per-sample record :meth:`compute_metrics` aggregates: SNR,
