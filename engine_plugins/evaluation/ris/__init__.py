@@ -8,12 +8,14 @@ from .fit_selection import (best_subset, fit_excess, prefer_candidate,
                             refine_fit, residual_power,
                             residual_power_gradient, select_candidate)
 from .music import MusicEstimator
+from .source_posterior import SingleSourcePosterior, single_source_parameters
 from .spatial_smoothing import fb_spatial_smoothing, subarray_shape
 
 __all__ = [
     'COLUMN_LABELS', 'DMLSearch', 'MusicEstimator', 'RISDoAMetric',
-    'best_subset', 'crb_mse_deg2', 'fb_spatial_smoothing', 'fit_excess',
-    'matched_errors', 'matched_source_errors', 'prefer_candidate',
-    'refine_fit', 'residual_power', 'residual_power_gradient',
-    'select_candidate', 'stochastic_crb', 'subarray_shape'
+    'SingleSourcePosterior', 'best_subset', 'crb_mse_deg2',
+    'fb_spatial_smoothing', 'fit_excess', 'matched_errors',
+    'matched_source_errors', 'prefer_candidate', 'refine_fit',
+    'residual_power', 'residual_power_gradient', 'select_candidate',
+    'single_source_parameters', 'stochastic_crb', 'subarray_shape'
 ]
