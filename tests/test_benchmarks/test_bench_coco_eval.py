@@ -1,22 +1,15 @@
 """The COCO evaluation benchmark, run as a user runs it, on 20 images."""
-import os
-import os.path as osp
-import subprocess
-import sys
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from tests.tool_loading import run_script
 
 
 def test_prints_the_table_and_the_stats_are_identical():
-    proc = subprocess.run(
-        [sys.executable, 'benchmarks/bench_coco_eval.py', '--images', '20',
-         '--repeats', '1'],
-        cwd=REPO,
-        env=dict(os.environ, OMP_NUM_THREADS='1'),
-        capture_output=True,
-        text=True,
+    proc = run_script(
+        'benchmarks/bench_coco_eval.py',
+        '--images',
+        '20',
+        '--repeats',
+        '1',
         timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     assert 'faster-coco-eval 1.' in lines[0] and 'pycocotools' in lines[0]
     assert lines[1].startswith('OMP_NUM_THREADS=1, 20 images')

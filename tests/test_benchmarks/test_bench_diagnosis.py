@@ -61,10 +61,12 @@ def test_every_case_module_imports():
     modules = {
         case_import
         for set_name in ('main', 'heldout', 'heldout2', 'heldout3')
-        for case in all_cases(set_name) for case_import in case.imports
+        for case in all_cases(set_name)
+        for case_import in case.imports
     }
-    files = glob.glob(osp.join(root, 'benchmarks', 'mutations', '**',
-                               '*.py'), recursive=True)
+    files = glob.glob(
+        osp.join(root, 'benchmarks', 'mutations', '**', '*.py'),
+        recursive=True)
     modules |= {
         osp.relpath(f, root)[:-3].replace(osp.sep, '.')
         for f in files if not f.endswith('__init__.py')

@@ -1,14 +1,13 @@
 """The posterior-mean headroom benchmark, run as a user runs it, on a tiny
 4x4 array with a coarse grid."""
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-REPO = os.path.dirname(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from engine_plugins.registry import DATASETS
+from engine_plugins.utils import load_config
+from tests.tool_loading import run_script
+
 TINY = [
     'test_dataloader.dataset.geometry.rows=4',
     'test_dataloader.dataset.geometry.cols=4',
@@ -19,23 +18,13 @@ TINY = [
 
 def test_reports_every_low_snr_cell_on_single_source_scenes(tmp_path):
     out = tmp_path / 'headroom.json'
-    proc = subprocess.run([
-        sys.executable, 'benchmarks/bench_ris_bayes_headroom.py', '--scenes',
-        '8', '--snapshots', '4', '--grid-step', '4', '--resamples', '50',
-        '--workers', '1', '--out',
-        str(out), '--cfg-options', *TINY
-    ],
-                          cwd=REPO,
-                          env=dict(os.environ, OMP_NUM_THREADS='1'),
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = run_script('benchmarks/bench_ris_bayes_headroom.py', '--scenes',
+                      '8', '--snapshots', '4', '--grid-step',
+                      '4', '--resamples', '50', '--workers', '1', '--out',
+                      str(out), '--cfg-options', *TINY)
     result = json.loads(out.read_text())
 
     # The same scenes, counted here: single-source ones up to -5 dB.
-    from engine_plugins.registry import DATASETS
-    from engine_plugins.utils import load_config
     cfg = load_config('configs/ris/ris_upa8x8_cpu.py')
     cfg.test_dataloader.dataset.geometry.update(rows=4, cols=4)
     dataset = DATASETS.build(

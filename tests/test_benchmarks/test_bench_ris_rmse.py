@@ -1,16 +1,11 @@
 """The RIS regime benchmark, run as a user runs it, on a tiny 4x4 array
 for a few iterations; then its JSON drawn by tools/plot_ris_rmse.py."""
 import json
-import os
-import subprocess
-import sys
 
 import matplotlib.image as mpimg
 
-from tests.tool_loading import load_tool
+from tests.tool_loading import load_tool, run_script
 
-REPO = os.path.dirname(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = [
     'geometry.rows=4', 'geometry.cols=4', 'model.geometry.rows=4',
     'model.geometry.cols=4', 'model.hidden=[32]',
@@ -29,19 +24,11 @@ TINY = [
 
 def test_trains_evaluates_every_regime_and_plots(tmp_path):
     out = tmp_path / 'rmse.json'
-    proc = subprocess.run([
-        sys.executable, 'benchmarks/bench_ris_rmse.py', '--iters', '4',
-        '--scenes', '3', '--resamples', '50', '--snapshots', '4',
-        '--correlations', '1.0', '--work-dir',
-        str(tmp_path / 'work'), '--out',
-        str(out), '--cfg-options', *TINY
-    ],
-                          cwd=REPO,
-                          env=dict(os.environ, OMP_NUM_THREADS='1'),
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = run_script('benchmarks/bench_ris_rmse.py', '--iters', '4',
+                      '--scenes', '3', '--resamples', '50', '--snapshots', '4',
+                      '--correlations', '1.0', '--work-dir',
+                      str(tmp_path / 'work'), '--out', str(out),
+                      '--cfg-options', *TINY)
     result = json.loads(out.read_text())
     # 7 SNRs x (base, T=4, correlation 1) cells of 3 scenes each.
     assert len(result['cells']) == 21
@@ -73,10 +60,9 @@ def test_trains_evaluates_every_regime_and_plots(tmp_path):
     assert result['iters'] == 4 and result['train_seconds'] > 0
 
     # The README's tables, printed again from the JSON alone.
-    tables = subprocess.run(
-        [sys.executable, 'benchmarks/bench_ris_rmse.py', '--report',
-         str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=120).stdout
+    tables = run_script(
+        'benchmarks/bench_ris_rmse.py', '--report', str(out),
+        timeout=120).stdout
     assert '**uncorrelated, T = 4**' in tables
     assert '**correlation 1, T = 32**' in tables
     rows = [r for r in tables.splitlines() if r.startswith('| network |')]

@@ -1,34 +1,22 @@
 """The TAL and matching benchmarks, run as a user runs them, on their
 smallest cases, against the ultralytics reference."""
-import os
-import os.path as osp
-import subprocess
-import sys
-
 import pytest
 
 from tests.reference_ultralytics import ultralytics_version
+from tests.tool_loading import run_script
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 pytestmark = pytest.mark.skipif(
     ultralytics_version() is None,
     reason='ultralytics (optional oracle) is not installed')
 
 
 def _run(*args):
-    proc = subprocess.run([sys.executable, *args],
-                          cwd=REPO,
-                          env=dict(os.environ, OMP_NUM_THREADS='1'),
-                          capture_output=True,
-                          text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout.splitlines()
+    return run_script(*args, timeout=300).stdout.splitlines()
 
 
 def test_bench_tal_rows_are_identical_to_ultralytics():
-    lines = _run('benchmarks/bench_tal.py', '--repeats', '1', '--batches',
-                 '2', '--gts', '0', '5', '--levels', 'P3-P5')
+    lines = _run('benchmarks/bench_tal.py', '--repeats', '1', '--batches', '2',
+                 '--gts', '0', '5', '--levels', 'P3-P5')
     assert 'torch threads 1' in lines[0] and 'ultralytics 8.2.103' in lines[0]
     rows = [line.split() for line in lines[3:5]]
     assert [row[:3] for row in rows] == [['P3-P5', '2', '0'],
