@@ -3,23 +3,27 @@ reach, measured on single-source test scenes with the exact posterior
 mean (``evaluation/ris/source_posterior.py``).
 
 The posterior mean is the minimum-mean-squared-error estimate, so no
-network trained on these scenes can beat its RMSE; the gap between it
-and the DML fit (which the trained network's column equals on the
-regime benchmark) is all the room a learned estimator has. Scenes are
-the config's test scenes (``bench_ris_rmse.py``'s seed by default) at
-every T in ``--snapshots`` and every SNR of the config up to
+network trained on these scenes can beat its mean squared error; the gap
+between it and the DML fit (which the trained network's column equals on
+the regime benchmark) is all the room a learned estimator has on them.
+Scenes are the config's test scenes (``bench_ris_rmse.py``'s seed by
+default) at every T in ``--snapshots`` and every SNR of the config up to
 ``--max-snr``; only the scenes with one source are used, where the
-posterior is exact and cheap (a grid sum). Columns:
+posterior is exact and cheap (a grid sum). Two-source scenes are not
+covered. Columns:
 
 * ``dml``: the DML fit, as in the regime benchmark;
-* ``posterior_mean``: the posterior mean with the scene's true source and
-  noise powers (an oracle);
-* ``posterior_mean_estimated``: the same with both powers estimated from
+* ``posterior_mean``: the posterior mean given the scene's true SNR (an
+  oracle);
+* ``posterior_mean_estimated``: the same with the powers estimated from
   the sample covariance at the DML direction (no oracle).
 
 Per cell: RMSE with 95% bootstrap intervals, the paired interval of
-posterior mean - DML, and the fraction of errors above 5 deg. Writes JSON
-to ``--out`` and prints a markdown table.
+posterior mean - DML, the fraction of errors above 5 deg, and the RMS
+distance of the estimates (and of the truth) from the centre of the
+search box, which shows the posterior mean's shrinkage. Each T is also
+pooled over its SNRs (not across T: every T draws the same directions).
+Writes JSON to ``--out`` and prints a markdown table.
 
 Usage::
 
@@ -78,7 +82,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 class SceneEstimator:
-    """The three columns' estimates and squared errors for one scene."""
+    """The three columns' estimates and squared errors for one scene.
+
+    Args:
+        cfg: The task config: its ``test_evaluator`` gives the array, the
+            search box and the DML fit; the posterior's prior is uniform
+            over the same box, which must be the box the test scenes are
+            drawn from.
+        grid_step: The posterior grid (degrees).
+    """
 
     def __init__(self, cfg, grid_step: float) -> None:
         from engine_plugins.evaluation.ris import (DMLSearch, MusicEstimator,
@@ -87,14 +99,36 @@ class SceneEstimator:
         self.metric = METRICS.build(
             dict(cfg.test_evaluator, select_by_fit=False, smoothing=False))
         search = self.metric.search
+        drawn = cfg.test_dataloader.dataset
+        for key in ('az_range', 'el_range'):
+            if list(drawn.get(key, search[key])) != list(search[key]):
+                raise SystemExit(
+                    f'test_dataloader.dataset.{key}={list(drawn[key])} but '
+                    f'test_evaluator.{key}={list(search[key])}: the '
+                    'posterior\'s prior must be the box the scenes are drawn '
+                    'from; set both to the same range')
         music = MusicEstimator(
             self.metric.geometry,
             az_range=search['az_range'],
             el_range=search['el_range'],
             grid_step=grid_step)
         self.posterior = SingleSourcePosterior(DMLSearch(music))
+        self.centre = music.grid.mean(0)
 
     def __call__(self, sample: dict) -> dict:
+        """Squared errors of the columns on one single-source scene.
+
+        Args:
+            sample: A dataset scene's ``data_samples`` as numpy arrays.
+
+        Returns:
+            ``<column>`` squared error (deg^2, summed over az/el),
+            ``centre_<column>`` squared distance of the estimate from the
+            box centre (``centre_truth``: of the true direction), ``snr``,
+            ``count`` (angle components) and ``sqrt_crb`` (``count`` times
+            the CRB's MSE, as in ``RISDoAMetric`` records: its RMSE over
+            scenes is sqrt(CRB)).
+        """
         import numpy as np
 
         from engine_plugins.evaluation.ris import (crb_mse_deg2,
@@ -110,11 +144,13 @@ class SceneEstimator:
             dml=dml,
             posterior_mean=self.posterior.mean(cov, snapshots, power, noise),
             posterior_mean_estimated=self.posterior.mean(
-                cov, snapshots, *estimated))
-        record = {
-            name: float(((est - true)**2).sum())
-            for name, est in estimates.items()
-        }
+                cov, snapshots, *estimated),
+            truth=true)
+        record = {}
+        for name, est in estimates.items():
+            if name != 'truth':
+                record[name] = float(((est - true)**2).sum())
+            record[f'centre_{name}'] = float(((est - self.centre)**2).sum())
         record.update(
             snr=float(sample['snr_db']),
             count=true.size,
@@ -133,8 +169,20 @@ def _estimate(sample: dict) -> dict:
 
 
 def summarize(records: List[dict], resamples: int, rng) -> Dict:
-    """RMSE, 95% interval and gross fraction per column, and the paired
-    interval of each posterior mean minus the DML fit."""
+    """Statistics of a group of scene records.
+
+    Args:
+        records: :class:`SceneEstimator` records.
+        resamples: Bootstrap resamples.
+        rng: numpy Generator of the resamples.
+
+    Returns:
+        ``sources``; per column ``rmse_``, ``ci_`` (95%), ``gross_``
+        (fraction above 5 deg) and ``centre_`` (RMS distance from the box
+        centre, also for ``truth``); ``rmse_sqrt_crb``; per posterior mean
+        ``<column>_minus_dml`` (difference and paired 95% interval) and
+        ``reduction_<column>`` (``1 - RMSE / RMSE of the DML fit``).
+    """
     import numpy as np
 
     from engine_plugins.evaluation.ris.bootstrap import (bootstrap_indices,
@@ -149,6 +197,9 @@ def summarize(records: List[dict], resamples: int, rng) -> Dict:
         out[f'rmse_{column}'], out[f'ci_{column}'] = rmse, [lo, hi]
         if column != 'sqrt_crb':
             out[f'gross_{column}'] = float(np.mean(np.sqrt(sq) > GROSS_DEG))
+    for column in COLUMNS + ('truth', ):
+        out[f'centre_{column}'] = float(
+            np.sqrt(np.mean([r[f'centre_{column}'] for r in records])))
     for column in COLUMNS[1:]:
         diff, lo, hi = difference_interval([r[column] for r in records],
                                            [r['dml'] for r in records], count,
@@ -180,41 +231,41 @@ def main(argv=None) -> dict:
     _WORKER = SceneEstimator(cfg, args.grid_step)
     snrs = list(cfg.test_dataloader.dataset.snr_db)
     rng = np.random.default_rng(args.seed)
-    pool = (
-        multiprocessing.get_context('fork').Pool(args.workers)
-        if args.workers > 1 else None)
     start = time.perf_counter()
     cells, pooled = [], {}
-    for t in args.snapshots:
-        dataset = DATASETS.build(
-            dict(
-                cfg.test_dataloader.dataset,
-                num_snapshots=t,
-                correlation=0.0,
-                num_samples=args.scenes * len(snrs),
-                seed=args.seed,
-                cache_dir=None))
-        samples = []
-        for i in range(len(dataset)):
-            s = {k: v.numpy() for k, v in dataset[i]['data_samples'].items()}
-            if int(s['num_sources']) == 1 and s['snr_db'] <= args.max_snr:
-                samples.append(s)
-        records = (
-            pool.map(_estimate, samples, chunksize=8)
-            if pool else [_WORKER(s) for s in samples])
-        for snr in sorted({r['snr'] for r in records}):
-            group = [r for r in records if r['snr'] == snr]
-            cells.append(
+    with multiprocessing.get_context('fork').Pool(args.workers) as pool:
+        for t in args.snapshots:
+            dataset = DATASETS.build(
                 dict(
+                    cfg.test_dataloader.dataset,
                     num_snapshots=t,
-                    snr=snr,
-                    **summarize(group, args.resamples, rng)))
-        pooled[f'T={t}'] = records
-        print(f'T = {t}: {len(records)} single-source scenes', flush=True)
-    if pool is not None:
-        pool.close()
-        pool.join()
-    pooled['all'] = [r for records in pooled.values() for r in records]
+                    correlation=0.0,
+                    num_samples=args.scenes * len(snrs),
+                    seed=args.seed,
+                    cache_dir=None))
+            samples = []
+            for i in range(len(dataset)):
+                s = {
+                    k: v.numpy()
+                    for k, v in dataset[i]['data_samples'].items()
+                }
+                if int(s['num_sources']) == 1 and s['snr_db'] <= args.max_snr:
+                    samples.append(s)
+            if not samples:
+                raise SystemExit(
+                    f'no single-source test scene at or below --max-snr '
+                    f'{args.max_snr:g} dB (the config\'s SNRs: {snrs}) with '
+                    f'--scenes {args.scenes}; raise either')
+            records = pool.map(_estimate, samples, chunksize=8)
+            for snr in sorted({r['snr'] for r in records}):
+                group = [r for r in records if r['snr'] == snr]
+                cells.append(
+                    dict(
+                        num_snapshots=t,
+                        snr=snr,
+                        **summarize(group, args.resamples, rng)))
+            pooled[f'T={t}'] = records
+            print(f'T = {t}: {len(records)} single-source scenes', flush=True)
     result = dict(
         config=args.config,
         cfg_options=args.cfg_options,
@@ -244,15 +295,16 @@ def _interval(summary: dict, column: str) -> str:
 
 
 def markdown_table(result: dict) -> str:
-    """One row per cell and per pool: RMSE [95% interval] (gross %) of
-    each column, sqrt(CRB), and the posterior mean's reduction against
-    the DML fit with its paired interval."""
+    """One row per cell and per T pooled over its SNRs: RMSE [95%
+    interval] (gross %) of each column, sqrt(CRB), and the oracle
+    posterior mean minus the DML fit with its paired interval; then, per
+    T, the RMS distance of the estimates from the centre of the box."""
     lines = [
         result['machine'],
         f"{result['seconds']} s; single-source scenes, grid "
         f"{result['grid_step']} deg; RMSE in degrees [95% interval] "
         f'(errors > {GROSS_DEG:g} deg)', '',
-        '| T | SNR dB | sources | DML fit | posterior mean (true powers) '
+        '| T | SNR dB | sources | DML fit | posterior mean (true SNR) '
         '| posterior mean (estimated powers) | sqrt(CRB) | oracle - DML '
         '[95%] |', '| --- ' * 8 + '|'
     ]
@@ -265,6 +317,15 @@ def markdown_table(result: dict) -> str:
                      ' | '.join(_interval(s, c) for c in COLUMNS) +
                      f" | {s['rmse_sqrt_crb']:.3g} | {diff:+.3g} "
                      f'[{lo:+.3g}, {hi:+.3g}] |')
+    lines += [
+        '', 'RMS distance from the centre of the search box (deg)', '',
+        '| T | truth | ' + ' | '.join(COLUMNS) + ' |',
+        '| --- ' * (len(COLUMNS) + 2) + '|'
+    ]
+    for name, s in result['pooled'].items():
+        lines.append(f"| {name} | {s['centre_truth']:.3g} | " +
+                     ' | '.join(f"{s[f'centre_{c}']:.3g}"
+                                for c in COLUMNS) + ' |')
     return '\n'.join(lines)
 
 
