@@ -94,8 +94,12 @@ class SingleSourcePosterior:
         outside = np.trace(cov).real - kappa * along  # sigma^2 tr(R^-1 C)
         return -snapshots * (np.log(signal) + cov.shape[0] * np.log(outside))
 
-    def weights(self, cov: np.ndarray, snapshots: int, power: float,
-                noise_power: float, **kwargs) -> np.ndarray:
+    def weights(self,
+                cov: np.ndarray,
+                snapshots: int,
+                power: float,
+                noise_power: float,
+                scale_known: bool = False) -> np.ndarray:
         """Posterior probabilities of the grid directions.
 
         Args:
@@ -105,12 +109,16 @@ class SingleSourcePosterior:
             ``(G,)`` probabilities summing to 1.
         """
         log_p = self.log_likelihood(cov, snapshots, power, noise_power,
-                                    **kwargs)
+                                    scale_known)
         weights = np.exp(log_p - log_p.max())
         return weights / weights.sum()
 
-    def mean(self, cov: np.ndarray, snapshots: int, power: float,
-             noise_power: float, **kwargs) -> np.ndarray:
+    def mean(self,
+             cov: np.ndarray,
+             snapshots: int,
+             power: float,
+             noise_power: float,
+             scale_known: bool = False) -> np.ndarray:
         """The posterior mean direction (the MMSE estimate).
 
         Args:
@@ -119,7 +127,7 @@ class SingleSourcePosterior:
         Returns:
             ``(1, dims)`` degrees.
         """
-        weights = self.weights(cov, snapshots, power, noise_power, **kwargs)
+        weights = self.weights(cov, snapshots, power, noise_power, scale_known)
         return (weights @ self.search.music.grid)[None]
 
 
