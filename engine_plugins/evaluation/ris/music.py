@@ -63,7 +63,10 @@ class MusicEstimator:
         self.grid = np.stack([m.ravel() for m in mesh], -1)  # (G, dims) deg
         self.bounds = [(ax[0], ax[-1]) for ax in self.axes]
         a = geometry.steering(np.radians(self.grid))
-        self.grid_steering = a / np.linalg.norm(a, axis=0, keepdims=True)
+        # a^H a per grid direction: constant for a plain array, not for an
+        # RIS's effective manifold.
+        self.grid_norm2 = np.linalg.norm(a, axis=0)**2
+        self.grid_steering = a / np.sqrt(self.grid_norm2)
 
     @staticmethod
     def signal_subspace(cov: np.ndarray, num_sources: int) -> np.ndarray:

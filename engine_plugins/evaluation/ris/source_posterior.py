@@ -47,8 +47,9 @@ class SingleSourcePosterior:
     (uniform prior over the grid's search box).
 
     Args:
-        search: Supplies the grid, its unit-norm steering vectors and the
-            factored ``a^H R a`` on it (:meth:`DMLSearch.factor`).
+        search: Supplies the grid, the steering vectors' ``a^H a`` on it
+            (``music.grid_norm2``) and the factored ``a^H R a`` of unit-norm
+            steering vectors (:meth:`DMLSearch.factor`).
 
     Example:
         >>> music = MusicEstimator(ArrayGeometry(8, 8), grid_step=0.5)
@@ -59,11 +60,6 @@ class SingleSourcePosterior:
 
     def __init__(self, search: DMLSearch) -> None:
         self.search = search
-        music = search.music
-        # a^H a per grid direction: constant for a plain array, not for an
-        # RIS's effective manifold.
-        steering = music.geometry.steering(np.radians(music.grid))
-        self.norm2 = np.linalg.norm(steering, axis=0)**2
 
     def log_likelihood(self,
                        cov: np.ndarray,
@@ -86,8 +82,9 @@ class SingleSourcePosterior:
             The log-likelihood of every grid direction.
         """
         cov = np.asarray(cov, dtype=np.complex128)
-        along = self.search.factor(cov)[3] * self.norm2  # a^H C a
-        signal = noise_power + power * self.norm2
+        norm2 = self.search.music.grid_norm2  # a^H a
+        along = self.search.factor(cov)[3] * norm2  # a^H C a
+        signal = noise_power + power * norm2
         kappa = power / signal
         if scale_known:
             return snapshots * (kappa * along / noise_power - np.log(signal))
